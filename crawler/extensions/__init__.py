@@ -1,0 +1,1 @@
+"""Scrapy extensions: components that watch a whole crawl (enabled in ``crawler/settings.py``)."""

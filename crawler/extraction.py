@@ -1,0 +1,180 @@
+"""Article extraction: an HTML page in, the article's parts out (or ``None`` with a reason).
+
+In:  the page bytes or text, its URL, and options (:class:`ExtractionOptions`).
+Out: :class:`Extracted` with title, text, authors, publication time, canonical URL, description,
+     site name and image; or :class:`NotAnArticle` saying why the page was rejected.
+
+The body is extracted by trafilatura. Publication time comes first from the page's own metadata
+(``article:published_time``, JSON-LD ``datePublished``, ``<time datetime>``) because those carry
+the hour and zone that trafilatura's date-only value lacks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urljoin
+
+import lxml.html
+import trafilatura
+from lxml.etree import ParserError
+
+_PUBLISHED_META = (
+    "article:published_time",
+    "og:article:published_time",
+    "datePublished",
+    "date",
+    "dc.date",
+    "dc.date.issued",
+    "pubdate",
+    "publish-date",
+    "sailthru.date",
+)
+
+
+@dataclass(frozen=True)
+class ExtractionOptions:
+    """How strict extraction is. ``min_words`` separates articles from index and contact pages."""
+
+    min_words: int = 80
+    favor_precision: bool = False
+
+
+@dataclass(frozen=True)
+class Extracted:
+    title: str
+    text: str
+    canonical_url: str | None = None
+    description: str | None = None
+    authors: list[str] = field(default_factory=list)
+    published_at: datetime | None = None
+    site_name: str | None = None
+    image: str | None = None
+    word_count: int = 0
+
+
+@dataclass(frozen=True)
+class NotAnArticle:
+    reason: str
+
+
+def parse_datetime(value: str | None) -> datetime | None:
+    """An ISO 8601 date or date-time as an aware datetime (UTC when no zone), else ``None``."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text[:10])
+        except ValueError:
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _json_ld_articles(tree: lxml.html.HtmlElement) -> list[dict]:
+    found: list[dict] = []
+    for script in tree.xpath('//script[@type="application/ld+json"]/text()'):
+        try:
+            data = json.loads(script)
+        except ValueError:
+            continue
+        stack = data if isinstance(data, list) else [data]
+        while stack:
+            item = stack.pop()
+            if not isinstance(item, dict):
+                continue
+            stack.extend(item.get("@graph", []))
+            kind = item.get("@type")
+            kinds = kind if isinstance(kind, list) else [kind]
+            if any(isinstance(k, str) and k.endswith("Article") for k in kinds):
+                found.append(item)
+    return found
+
+
+def _metadata(tree: lxml.html.HtmlElement, url: str) -> dict:
+    """Canonical URL, publication time and authors from the page head, before trafilatura."""
+    meta: dict = {}
+    canonical = tree.xpath('//link[@rel="canonical"]/@href')
+    if canonical and canonical[0].strip():
+        meta["canonical_url"] = urljoin(url, canonical[0].strip())
+    for name in _PUBLISHED_META:
+        values = tree.xpath(f'//meta[@property="{name}" or @name="{name}" or @itemprop="{name}"]')
+        for element in values:
+            when = parse_datetime(element.get("content"))
+            if when:
+                meta["published_at"] = when
+                break
+        if "published_at" in meta:
+            break
+    ld = _json_ld_articles(tree)
+    if "published_at" not in meta:
+        for item in ld:
+            when = parse_datetime(str(item.get("datePublished") or ""))
+            if when:
+                meta["published_at"] = when
+                break
+    if "published_at" not in meta:
+        for value in tree.xpath("//article//time/@datetime | //time[@pubdate]/@datetime"):
+            when = parse_datetime(value)
+            if when:
+                meta["published_at"] = when
+                break
+    authors: list[str] = []
+    for item in ld:
+        people = item.get("author") or []
+        for person in people if isinstance(people, list) else [people]:
+            name = person.get("name") if isinstance(person, dict) else person
+            if isinstance(name, str) and name.strip() and name.strip() not in authors:
+                authors.append(name.strip())
+    if authors:
+        meta["authors"] = authors
+    return meta
+
+
+def extract_article(
+    body: bytes | str, url: str, options: ExtractionOptions | None = None
+) -> Extracted | NotAnArticle:
+    """Extract one article page. Never raises on bad HTML: returns :class:`NotAnArticle`."""
+    options = options or ExtractionOptions()
+    if not body or not body.strip():
+        return NotAnArticle("empty_page")
+    try:
+        tree = lxml.html.fromstring(body)
+    except (ParserError, ValueError) as exc:
+        return NotAnArticle(f"unparsable_html: {exc}")
+    meta = _metadata(tree, url)
+    document = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        favor_precision=options.favor_precision,
+    )
+    if document is None or not (document.text or "").strip():
+        return NotAnArticle("no_text")
+    title = (document.title or "").strip()
+    text = document.text.strip()
+    if title and text.startswith(title):
+        text = text[len(title) :].lstrip()
+    words = len(text.split())
+    if not title:
+        return NotAnArticle("no_title")
+    if words < options.min_words:
+        return NotAnArticle("too_short")
+    authors = meta.get("authors") or [
+        a.strip() for a in (document.author or "").split(";") if a.strip()
+    ]
+    return Extracted(
+        title=title,
+        text=text,
+        canonical_url=meta.get("canonical_url"),
+        description=(document.description or None),
+        authors=authors,
+        published_at=meta.get("published_at") or parse_datetime(document.date),
+        site_name=document.sitename or None,
+        image=document.image or None,
+        word_count=words,
+    )

@@ -1,0 +1,1 @@
+"""Spiders: each reads one kind of source and yields Article items."""

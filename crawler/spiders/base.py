@@ -1,0 +1,145 @@
+"""What every Veille spider shares: choosing its sources, skipping what is already indexed,
+and turning an article page into an Article item.
+
+Spider argument ``source``: a source name, or ``all`` for every enabled source of the spider's
+type. Setting ``VEILLE_CONFIG``: the config folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any, Self
+
+import scrapy
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+from scrapy.crawler import Crawler
+from scrapy.http import Response, TextResponse
+
+from crawler.extraction import ExtractionOptions, NotAnArticle, extract_article
+from pipelines.base import in_thread
+from veille.article import Article, SourceRef
+from veille.config import Environment, Source, cached_config
+from veille.es import IndexNames, make_client
+from veille.urls import canonicalize, domain_of
+
+logger = logging.getLogger(__name__)
+
+
+class VeilleSpider(scrapy.Spider):
+    """Base spider: ``source_type`` names the kind of source a subclass reads."""
+
+    source_type = ""
+
+    def __init__(self, source: str = "all", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source_arg = source
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.setup(crawler)
+        return spider
+
+    def setup(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        config = cached_config(settings.get("VEILLE_CONFIG"))
+        if self.source_arg == "all":
+            chosen = [s for s in config.sources if s.enabled and s.type == self.source_type]
+        else:
+            chosen = [config.source(name) for name in self.source_arg.split(",")]
+            wrong = [s.name for s in chosen if s.type != self.source_type]
+            if wrong:
+                raise ValueError(f"{self.name} spider cannot read {wrong}: wrong source type")
+        self.sources: list[Source] = chosen
+        self.extraction = ExtractionOptions(
+            min_words=settings.getint("VEILLE_MIN_WORDS", ExtractionOptions.min_words)
+        )
+        env = Environment.from_env()
+        self.es = make_client(env)
+        self.articles_index = IndexNames(env.index_prefix).articles
+        self.skip_indexed = settings.getbool("VEILLE_SKIP_INDEXED", True)
+
+    def count(self, key: str, value: int = 1) -> None:
+        self.crawler.stats.inc_value(f"veille/{key}", value)
+
+    def _indexed_urls(self, urls: list[str]) -> set[str]:
+        response = self.es.search(
+            index=self.articles_index,
+            size=len(urls),
+            source=["urls"],
+            query={"terms": {"urls": urls}},
+            ignore_unavailable=True,
+        )
+        found: set[str] = set()
+        for hit in response["hits"]["hits"]:
+            found.update(hit["_source"].get("urls", []))
+        return found & set(urls)
+
+    async def new_urls(self, urls: Iterable[str]) -> list[str]:
+        """Canonical URLs from ``urls`` that are not indexed yet, in order, without repeats.
+
+        Incremental crawling: a page already in the index is not fetched again. If the index
+        cannot be asked, every URL is returned and the dedupe stage decides later.
+        """
+        wanted = list(dict.fromkeys(canonicalize(u) for u in urls))
+        if not self.skip_indexed or not wanted:
+            return wanted
+        try:
+            known: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                known |= await in_thread(self._indexed_urls, wanted[start : start + 500])
+        except (ApiError, TransportError) as exc:
+            logger.warning("could not ask the index which URLs are known: %s", exc)
+            return wanted
+        if known:
+            self.count("skipped/already_indexed", len(known))
+        return [u for u in wanted if u not in known]
+
+    def article_request(self, url: str, source: Source, via: dict[str, str], **meta: Any):
+        return scrapy.Request(
+            url,
+            callback=self.parse_article,
+            meta={"source": source, "via": via, **meta},
+        )
+
+    async def parse_article(self, response: Response) -> AsyncIterator[Article]:
+        source: Source = response.meta["source"]
+        self.count("pages_fetched")
+        if not isinstance(response, TextResponse):
+            self.count("dropped/not_html")
+            logger.info("skipped %s: not an HTML page", response.url)
+            return
+        result = await in_thread(extract_article, response.text, response.url, self.extraction)
+        if isinstance(result, NotAnArticle):
+            reason = result.reason.split(":")[0]
+            self.count(f"dropped/{reason}")
+            logger.info("skipped %s: %s", response.url, result.reason)
+            return
+        self.count("extracted")
+        entry_date: datetime | None = response.meta.get("entry_published")
+        yield Article(
+            url=response.url,
+            canonical_url=result.canonical_url or response.url,
+            urls=[response.request.url, *response.meta.get("redirect_urls", [])],
+            source=SourceRef(
+                name=source.name,
+                domain=domain_of(response.url),
+                country=source.country,
+                type=source.type,
+            ),
+            discovered_via=response.meta["via"],
+            title=result.title,
+            text=result.text,
+            description=result.description or response.meta.get("entry_summary"),
+            authors=result.authors,
+            site_name=result.site_name,
+            image=result.image,
+            published_at=result.published_at or entry_date,
+            word_count=result.word_count,
+        )
+
+    def closed(self, reason: str) -> None:
+        self.es.close()

@@ -1,0 +1,119 @@
+"""Index stage: store articles in Elasticsearch in bulk, idempotently, losing none.
+
+In:  an Article that passed every earlier stage.
+Out: the same Article; its document is buffered and sent with ``helpers.streaming_bulk`` as a
+     ``create`` under ``_id = sha256(canonical_url)``, so a second copy is refused (409) rather
+     than overwriting ``first_seen_at``. The buffer is flushed every ``VEILLE_BULK_SIZE`` articles,
+     every ``VEILLE_BULK_INTERVAL`` seconds and when the crawl closes.
+
+Per-item results are read: 409 counts as ``index/already_present``, content errors (400) go to
+the dead-letter file, and anything else (Elasticsearch down, 429 after retries) goes to the spool
+for replay. Counters: ``veille/indexed``, ``veille/spooled``, ``veille/dead_letter``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+from elasticsearch.helpers import streaming_bulk
+from scrapy.crawler import Crawler
+from scrapy.utils.defer import deferred_from_coro
+from twisted.internet import task
+
+from pipelines.base import Stage, in_thread
+from veille.article import Article
+from veille.config import Environment
+from veille.es import IndexNames, make_client, setup_indices
+from veille.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+
+class IndexStage(Stage):
+    name = "index"
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        settings = crawler.settings
+        self.env = Environment.from_env()
+        self.client = make_client(self.env)
+        self.index = IndexNames(self.env.index_prefix).articles
+        self.bulk_size = settings.getint("VEILLE_BULK_SIZE", 200)
+        self.interval = settings.getfloat("VEILLE_BULK_INTERVAL", 2.0)
+        self.buffer: list[dict[str, Any]] = []
+        self.spool = Spool(self.env.data_dir, crawler.spidercls.name)
+        self.loop: task.LoopingCall | None = None
+
+    async def open_spider(self) -> None:
+        try:
+            await in_thread(self._ensure_index)
+        except (ApiError, TransportError) as exc:
+            logger.error("Elasticsearch not ready (%s); articles will be spooled", exc)
+        self.loop = task.LoopingCall(self._flush_soon)
+        self.loop.start(self.interval, now=False)
+
+    def _ensure_index(self) -> None:
+        if not self.client.indices.exists_alias(name=self.index):
+            setup_indices(self.client, self.env.index_prefix)
+
+    def _flush_soon(self) -> Any:
+        return deferred_from_coro(self.flush())
+
+    async def process_item(self, article: Article) -> Article:
+        self.buffer.append({"_id": article.id, **article.to_document()})
+        if len(self.buffer) >= self.bulk_size:
+            await self.flush()
+        return article
+
+    async def flush(self) -> None:
+        documents, self.buffer = self.buffer, []
+        if documents:
+            await in_thread(self._bulk, documents)
+
+    def _bulk(self, documents: list[dict[str, Any]]) -> None:
+        actions = (
+            {"_op_type": "create", "_index": self.index, "_id": doc["_id"], "_source": source}
+            for doc in documents
+            for source in [{k: v for k, v in doc.items() if k != "_id"}]
+        )
+        retry: list[dict[str, Any]] = []
+        try:
+            for (ok, result), doc in zip(
+                streaming_bulk(
+                    self.client,
+                    actions,
+                    chunk_size=500,
+                    max_retries=3,
+                    initial_backoff=1,
+                    raise_on_error=False,
+                    raise_on_exception=False,
+                ),
+                documents,
+                strict=True,
+            ):
+                outcome = result["create"]
+                status = outcome.get("status")
+                if ok:
+                    self.count("indexed")
+                elif status == 409:
+                    self.count("index/already_present")
+                elif status == 400:
+                    self.count("dead_letter")
+                    self.spool.dead_letter(doc, str(outcome.get("error")))
+                else:
+                    retry.append(doc)
+        except (ApiError, TransportError) as exc:
+            logger.error("bulk indexing failed (%s); spooling %d articles", exc, len(documents))
+            retry = documents
+        if retry:
+            self.spool.add(retry)
+            self.count("spooled", len(retry))
+
+    async def close_spider(self) -> None:
+        if self.loop and self.loop.running:
+            self.loop.stop()
+        await self.flush()
+        self.client.close()

@@ -1,0 +1,3 @@
+"""Veille: multilingual news monitoring."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,88 @@
+"""The Article: the one schema shared by spiders, pipeline stages, the index mapping and alerts.
+
+Spiders create an :class:`Article` from an extracted page; each pipeline stage fills in its
+fields; the index stage stores :meth:`Article.to_document`. ``tests/test_schema.py`` checks
+that every field here is mapped in ``index_config/articles.json``, so a field cannot be renamed
+in one place only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+TRANSLATION_STATUSES = ("done", "pending", "not_needed", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def article_id(canonical_url: str) -> str:
+    """The Elasticsearch ``_id`` of an article: stable for its canonical URL."""
+    return hashlib.sha256(canonical_url.encode("utf-8")).hexdigest()[:40]
+
+
+@dataclass
+class SourceRef:
+    """Which configured source an article came from."""
+
+    name: str
+    domain: str
+    country: str | None = None
+    type: str = "feed"
+
+
+@dataclass
+class Article:
+    """A news article as Veille stores it. Original text is never overwritten."""
+
+    url: str
+    canonical_url: str
+    source: SourceRef
+    title: str
+    text: str
+    discovered_via: dict[str, str] = field(default_factory=dict)
+    urls: list[str] = field(default_factory=list)
+    description: str | None = None
+    authors: list[str] = field(default_factory=list)
+    site_name: str | None = None
+    image: str | None = None
+    published_at: datetime | None = None
+    first_seen_at: datetime = field(default_factory=utcnow)
+    language: str | None = None
+    language_confidence: float | None = None
+    topics: list[str] = field(default_factory=list)
+    relevance: float = 0.0
+    matched_terms: list[str] = field(default_factory=list)
+    content_hash: str | None = None
+    word_count: int = 0
+    translation: dict[str, dict[str, str]] = field(default_factory=dict)
+    translation_status: str | None = None
+    translation_model: str | None = None
+    translation_confidence: float | None = None
+    translation_error: str | None = None
+    cluster_id: str | None = None
+    duplicate_of: str | None = None
+    countries: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return article_id(self.canonical_url)
+
+    def to_document(self) -> dict[str, Any]:
+        """The Elasticsearch document: dates as ISO 8601, per-language analysed copies added.
+
+        ``title_<lang>``/``text_<lang>`` repeat the original under the field whose analyzer
+        matches the article's language, so "commissariat" finds "commissariats".
+        """
+        doc = asdict(self)
+        for key in ("published_at", "first_seen_at"):
+            if doc[key] is not None:
+                doc[key] = doc[key].isoformat()
+        if self.language in ("fr", "en", "es"):
+            doc[f"title_{self.language}"] = self.title
+            doc[f"text_{self.language}"] = self.text
+        return {key: value for key, value in doc.items() if value is not None}

@@ -1,0 +1,261 @@
+"""``veille``: the command line for everything an operator does by hand.
+
+Exit status: 0 success, 1 the work failed (a crawl error, nothing found where something was
+required), 2 invalid configuration or arguments, 3 Elasticsearch unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from elastic_transport import ConnectionError as ESConnectionError
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from veille.config import ConfigError, Environment, load_config
+
+app = typer.Typer(
+    help="Veille: multilingual news monitoring (crawl, translate, index, alert).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, status: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(status)
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Config folder (default: $VEILLE_CONFIG or ./config)."),
+    ] = None,
+) -> None:
+    if config is not None:
+        os.environ["VEILLE_CONFIG"] = str(config.resolve())
+
+
+def _config():
+    try:
+        return load_config()
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc}", 2)
+
+
+def _env() -> Environment:
+    try:
+        return Environment.from_env()
+    except ConfigError as exc:
+        fail(f"invalid environment: {exc}", 2)
+
+
+def _client(env: Environment):
+    from veille.es import make_client
+
+    client = make_client(env, max_retries=1)
+    try:
+        client.info()
+    except (ESConnectionError, TransportError, ApiError) as exc:
+        fail(
+            f"cannot reach Elasticsearch at {env.es_url} ({exc.__class__.__name__}). "
+            "Start one with `scripts/es-local start` and set VEILLE_ES_URL to the URL it prints.",
+            3,
+        )
+    return client
+
+
+@app.command()
+def setup() -> None:
+    """Create or update the Elasticsearch index templates and aliases (idempotent)."""
+    from veille.es import setup_indices
+
+    env = _env()
+    client = _client(env)
+    done = setup_indices(client, env.index_prefix)
+    for alias, action in done.items():
+        out.print(f"{alias}: {action}")
+
+
+@app.command()
+def sources(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the configured sources (validates sources.yaml and the topic files)."""
+    config = _config()
+    if as_json:
+        out.print_json(data=[s.model_dump(mode="json") for s in config.sources])
+        return
+    table = Table(title=f"{len(config.sources)} sources in {config.directory}")
+    for column in ("name", "type", "lang", "country", "schedule", "topics", "urls"):
+        table.add_column(column)
+    for s in config.sources:
+        schedule = (s.schedule.every and f"every {s.schedule.every}") or f"cron {s.schedule.cron}"
+        table.add_row(
+            s.name + ("" if s.enabled else " (disabled)"),
+            s.type,
+            s.language or "-",
+            s.country or "-",
+            schedule,
+            ", ".join(s.topics or [t.name for t in config.topics]),
+            "\n".join(s.url_strings),
+        )
+    out.print(table)
+    out.print(f"topics: {', '.join(t.name for t in config.topics)}")
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            fail(f"--set {pair!r}: write NAME=VALUE, e.g. --set DOWNLOAD_DELAY=2", 2)
+        overrides[name] = value
+    return overrides
+
+
+@app.command()
+def crawl(
+    source: Annotated[
+        str | None, typer.Argument(help="Source name (see `veille sources`).")
+    ] = None,
+    all_sources: Annotated[bool, typer.Option("--all", help="Crawl every enabled source.")] = False,
+    settings: Annotated[
+        list[str] | None, typer.Option("--set", help="Scrapy setting for this run: NAME=VALUE.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Scrapy's log.")] = False,
+) -> None:
+    """Crawl one source or all of them now, with progress and a summary."""
+    from veille.crawl import run_crawls
+
+    if (source is None) == (not all_sources):
+        fail("name one SOURCE or pass --all", 2)
+    config = _config()
+    _env()
+    try:
+        chosen = (
+            [s for s in config.sources if s.enabled]
+            if all_sources
+            else [config.source(source or "")]
+        )
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    if not chosen:
+        fail(f"no enabled source in {config.directory / 'sources.yaml'}", 2)
+    overrides = _overrides(settings or [])
+    overrides.setdefault("LOG_LEVEL", "INFO" if verbose else "WARNING")
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err)
+    line = progress.add_task("starting", total=None)
+
+    def show(stats: dict[str, int]) -> None:
+        dropped = sum(v for k, v in stats.items() if k.startswith("veille/dropped/"))
+        progress.update(
+            line,
+            description=(
+                f"fetched {stats.get('downloader/response_count', 0)} · "
+                f"extracted {stats.get('veille/extracted', 0)} · "
+                f"indexed {stats.get('veille/indexed', 0)} · dropped {dropped}"
+            ),
+        )
+
+    try:
+        with progress:
+            summaries = run_crawls(config, chosen, overrides, on_progress=show)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    results = [s.as_dict() for s in summaries]
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        _print_summary(results)
+    if any(r["finish_reason"] != "finished" for r in results):
+        raise typer.Exit(1)
+
+
+def _print_summary(results: list[dict]) -> None:
+    for result in results:
+        table = Table(title=f"{result['spider']}: {', '.join(result['sources'])}")
+        table.add_column("")
+        table.add_column("count", justify="right")
+        for key in (
+            "responses", "feeds_read", "feeds_malformed", "feeds_failed",
+            "already_indexed_skipped", "extracted", "indexed", "spooled", "errors",
+        ):  # fmt: skip
+            table.add_row(key.replace("_", " "), str(result[key]))
+        for reason, count in sorted(result["dropped"].items()):
+            table.add_row(f"dropped: {reason}", str(count))
+        out.print(table)
+
+
+@app.command(name="search")
+def search_command(
+    query: Annotated[str, typer.Argument(help='Words, "phrases", -exclusions, a | b.')],
+    lang: Annotated[str | None, typer.Option("--lang", help="Only this language.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="7d, 24h or 2025-03-01.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search the indexed articles in any language; prints a table, best match first."""
+    from veille.es import IndexNames
+    from veille.search import parse_since, search
+
+    try:
+        since_at = parse_since(since) if since else None
+    except ValueError as exc:
+        fail(str(exc), 2)
+    env = _env()
+    client = _client(env)
+    hits = search(
+        client, IndexNames(env.index_prefix).articles, query,
+        language=lang, since=since_at, source=source, limit=limit,
+    )  # fmt: skip
+    if as_json:
+        print(json.dumps([asdict(h) for h in hits], indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        err.print(f"no article matches {query!r}")
+        return
+    table = Table(title=f"{len(hits)} articles matching {query!r}", show_lines=True)
+    for column in ("published", "lang", "source", "title / snippet", "score"):
+        table.add_column(column, overflow="fold")
+    for hit in hits:
+        translated = f"\n[dim]{escape(hit.translated_title)}[/]" if hit.translated_title else ""
+        table.add_row(
+            (hit.published_at or "")[:10],
+            hit.language or "",
+            escape(hit.source),
+            f"[bold]{escape(hit.title)}[/]{translated}\n{escape(hit.snippet)}\n"
+            f"[blue]{escape(hit.url)}[/]",
+            f"{hit.score:.1f}",
+        )
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"[bold red]error:[/] invalid configuration: {exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

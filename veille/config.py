@@ -1,0 +1,381 @@
+"""Configuration: the operator's YAML files and the process environment, validated in one place.
+
+In:  a config folder (``--config DIR``, ``VEILLE_CONFIG``, default ``./config``) holding
+     ``sources.yaml`` and ``topics/*.yaml``; environment variables ``VEILLE_*``.
+Out: a frozen :class:`Config` with :class:`Source` and :class:`Topic` objects, and
+     :class:`Environment` for connection settings and secrets.
+
+Every problem raises :class:`ConfigError`, which names the file, the key, the line, what is
+wrong and how to fix it. The CLI turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+MONITORED_LANGUAGES = ("fr", "en", "es")
+SOURCE_TYPES = ("feed", "sitemap", "search")
+
+
+class ConfigError(Exception):
+    """A configuration problem an operator can fix: file, key, line, what and how."""
+
+    def __init__(
+        self, file: Path | str, key: str, message: str, hint: str = "", line: int | None = None
+    ) -> None:
+        self.file = str(file)
+        self.key = key
+        self.line = line
+        self.message = message
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        text = f"{where}: {self.key}: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+# --- YAML models -------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``"30m"``, ``"2h"``, ``"1d"``, ``"45s"`` into a timedelta."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit, e.g. 30m, 2h, 1d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(_Strict):
+    """When a source is crawled: ``every: 30m`` or ``cron: "0 6 * * *"``, with optional jitter."""
+
+    every: Duration | None = None
+    cron: str | None = None
+    jitter: Duration = "2m"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of 'every' (e.g. 30m) or 'cron' (e.g. '0 6 * * *')")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r} needs 5 fields: minute hour day month weekday")
+        return self
+
+
+class Source(_Strict):
+    """One place Veille looks for articles: a feed, a news sitemap or a search endpoint."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=80)]
+    type: Literal["feed", "sitemap", "search"] = "feed"
+    urls: Annotated[list[HttpUrl], Field(min_length=1)]
+    language: Literal["fr", "en", "es"] | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    schedule: Schedule = Schedule(every="1h")
+    topics: list[str] | None = None
+    enabled: bool = True
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _single_url(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @property
+    def url_strings(self) -> list[str]:
+        return [str(url) for url in self.urls]
+
+
+class SourcesFile(_Strict):
+    sources: list[Source]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SourcesFile:
+        seen: set[str] = set()
+        for index, source in enumerate(self.sources):
+            if source.name in seen:
+                raise ValueError(f"sources.{index}.name: {source.name!r} is used twice")
+            seen.add(source.name)
+        return self
+
+
+class Term(_Strict):
+    """A topic term: a word or phrase, matched on word stems, with a weight."""
+
+    term: Annotated[str, Field(min_length=1)]
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+
+def _terms(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"term": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+class LanguageTerms(_Strict):
+    terms: Annotated[list[Term], Field(min_length=1)]
+    exclude: list[str] = []
+
+    @field_validator("terms", mode="before")
+    @classmethod
+    def _plain_terms(cls, value: Any) -> Any:
+        return _terms(value)
+
+
+class Glossary(_Strict):
+    """Names kept verbatim through translation, and fixed translations per source language."""
+
+    keep: list[str] = []
+    translate: dict[Literal["fr", "en", "es"], dict[str, str]] = {}
+
+
+class Topic(_Strict):
+    """What the monitor looks for, per language, and how sure it must be."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    title: str
+    min_score: Annotated[float, Field(gt=0)] = 3.0
+    any_language: list[Term] = []
+    languages: dict[Literal["fr", "en", "es"], LanguageTerms]
+    glossary: Glossary = Glossary()
+
+    @field_validator("any_language", mode="before")
+    @classmethod
+    def _plain_terms(cls, value: Any) -> Any:
+        return _terms(value)
+
+
+# --- Loading with file and line in every error ---------------------------------------------
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of the YAML node at a pydantic error location, or the nearest parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+            if child is None:
+                break
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            path, "(file)", "file not found", "create it or pass --config DIR"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "(file)", "not UTF-8 text", "save the file as UTF-8") from exc
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(
+            path,
+            "(syntax)",
+            f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            "check indentation and quoting",
+            line=mark.line + 1 if mark else None,
+        ) from exc
+
+
+_HINTS = {
+    "extra_forbidden": "remove it or check its spelling",
+    "missing": "add it",
+    "literal_error": "use one of the listed values",
+    "url_parsing": "write a full URL such as https://example.org/feed.xml",
+    "url_scheme": "use an http or https URL",
+    "string_pattern_mismatch": "use lowercase letters, digits, '-' and '_'",
+}
+_FIELD_HINTS = {
+    "country": "use the two-letter ISO 3166 code in capitals, e.g. FR",
+    "language": "use fr, en or es",
+    "type": "use feed, sitemap or search",
+}
+
+
+def _validate(model: type[BaseModel], data: Any, path: Path, root: yaml.Node | None) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+        message = error["msg"].removeprefix("Value error, ")
+        # Errors raised by a whole-object check name their key in the message ("sources.3.name: …").
+        nested = re.match(r"^([\w.]+): (.*)$", message)
+        if nested:
+            loc = tuple(int(p) if p.isdigit() else p for p in nested.group(1).split("."))
+            message = nested.group(2)
+        raise ConfigError(
+            path,
+            _key(loc),
+            message,
+            _FIELD_HINTS.get(str(loc[-1]) if loc else "", _HINTS.get(error["type"], "")),
+            line=_line_of(root, loc),
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated operator configuration from one folder."""
+
+    directory: Path
+    sources: tuple[Source, ...]
+    topics: tuple[Topic, ...]
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError(
+            self.directory / "sources.yaml", name, "no such source", f"known sources: {known}"
+        )
+
+    def topics_for(self, source: Source) -> tuple[Topic, ...]:
+        if source.topics is None:
+            return self.topics
+        return tuple(t for t in self.topics if t.name in source.topics)
+
+
+def config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config folder: explicit argument, else ``VEILLE_CONFIG``, else ``./config``."""
+    return Path(explicit or os.environ.get("VEILLE_CONFIG") or "config").resolve()
+
+
+def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate ``sources.yaml`` and ``topics/*.yaml`` from the config folder."""
+    folder = config_dir(directory)
+    if not folder.is_dir():
+        raise ConfigError(folder, "(folder)", "config folder not found", "pass --config DIR")
+    sources_path = folder / "sources.yaml"
+    data, root = _load_yaml(sources_path)
+    if data is None:
+        data = {"sources": []}
+    sources: SourcesFile = _validate(SourcesFile, data, sources_path, root)
+
+    topics: list[Topic] = []
+    for path in sorted((folder / "topics").glob("*.y*ml")):
+        data, root = _load_yaml(path)
+        topics.append(_validate(Topic, data, path, root))
+    names = [t.name for t in topics]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise ConfigError(folder / "topics", "name", f"topic {duplicated.pop()!r} defined twice")
+    if not topics:
+        raise ConfigError(
+            folder / "topics", "(folder)", "no topic file", "add topics/<name>.yaml (see README)"
+        )
+    for index, source in enumerate(sources.sources):
+        unknown = set(source.topics or ()) - set(names)
+        if unknown:
+            raise ConfigError(
+                sources_path,
+                f"sources.{index}.topics",
+                f"unknown topic {sorted(unknown)[0]!r}",
+                f"known topics: {', '.join(names)}",
+                line=_line_of(root, ("sources", index, "topics")),
+            )
+    return Config(folder, tuple(sources.sources), tuple(topics))
+
+
+@lru_cache(maxsize=8)
+def cached_config(directory: str) -> Config:
+    """load_config, once per process and folder (components of one crawl share it)."""
+    return load_config(directory)
+
+
+# --- Environment -------------------------------------------------------------------------
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError("(environment)", name, f"{raw!r} is not a boolean", "use true or false")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Connection settings and secrets, read from ``VEILLE_*`` environment variables only."""
+
+    es_url: str = "http://127.0.0.1:9200"
+    es_user: str | None = None
+    es_password: str | None = field(default=None, repr=False)
+    es_api_key: str | None = field(default=None, repr=False)
+    es_ca_certs: str | None = None
+    es_verify_certs: bool = True
+    index_prefix: str = "veille"
+    data_dir: Path = Path("data")
+
+    @classmethod
+    def from_env(cls) -> Environment:
+        prefix = os.environ.get("VEILLE_INDEX_PREFIX", "veille")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", prefix):
+            raise ConfigError(
+                "(environment)",
+                "VEILLE_INDEX_PREFIX",
+                f"{prefix!r} is not a valid index name",
+                "use lowercase letters, digits, '-' and '_'",
+            )
+        return cls(
+            es_url=os.environ.get("VEILLE_ES_URL") or cls.es_url,
+            es_user=os.environ.get("VEILLE_ES_USER") or None,
+            es_password=os.environ.get("VEILLE_ES_PASSWORD") or None,
+            es_api_key=os.environ.get("VEILLE_ES_API_KEY") or None,
+            es_ca_certs=os.environ.get("VEILLE_ES_CA_CERTS") or None,
+            es_verify_certs=_flag("VEILLE_ES_VERIFY_CERTS", True),
+            index_prefix=prefix,
+            data_dir=Path(os.environ.get("VEILLE_DATA_DIR") or "data").resolve(),
+        )

@@ -1,0 +1,111 @@
+"""The Elasticsearch client factory and index set-up: the only place that knows how to connect.
+
+In:  :class:`veille.config.Environment` (URL, credentials, CA bundle, index prefix).
+Out: a configured ``elasticsearch.Elasticsearch`` client; ``setup_indices`` installs the index
+     templates from ``index_config/`` and creates each alias's first index, idempotently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+from veille.config import Environment
+
+INDEX_CONFIG = Path(__file__).resolve().parent.parent / "index_config"
+
+
+@dataclass(frozen=True)
+class IndexNames:
+    """Alias names for one index prefix (tests use their own prefix)."""
+
+    prefix: str
+
+    @property
+    def articles(self) -> str:
+        return f"{self.prefix}-articles"
+
+    @property
+    def crawls(self) -> str:
+        return f"{self.prefix}-crawls"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}-alerts"
+
+    @property
+    def notifications(self) -> str:
+        return f"{self.prefix}-notifications"
+
+
+def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch:
+    """A client for the configured cluster. TLS is verified unless told otherwise."""
+    env = env or Environment.from_env()
+    kwargs: dict[str, Any] = {
+        "request_timeout": 30,
+        "retry_on_timeout": True,
+        "max_retries": 3,
+    }
+    if env.es_api_key:
+        kwargs["api_key"] = env.es_api_key
+    elif env.es_user:
+        kwargs["basic_auth"] = (env.es_user, env.es_password or "")
+    if env.es_url.startswith("https"):
+        kwargs["verify_certs"] = env.es_verify_certs
+        if env.es_ca_certs:
+            kwargs["ca_certs"] = env.es_ca_certs
+    kwargs.update(options)
+    return Elasticsearch(env.es_url, **kwargs)
+
+
+def load_template(name: str, prefix: str) -> dict[str, Any]:
+    """An index template body from ``index_config/<name>.json`` with ``{prefix}`` filled in."""
+    text = (INDEX_CONFIG / f"{name}.json").read_text(encoding="utf-8")
+    return json.loads(text.replace("{prefix}", prefix))
+
+
+def _ensure_alias(client: Elasticsearch, alias: str, template: dict[str, Any]) -> str:
+    """Create ``<alias>-000001`` behind the alias, or push the mapping to the existing indices."""
+    if client.indices.exists_alias(name=alias):
+        mappings = template["template"]["mappings"]
+        client.indices.put_mapping(index=alias, properties=mappings["properties"])
+        return "updated"
+    client.indices.create(index=f"{alias}-000001", aliases={alias: {"is_write_index": True}})
+    return "created"
+
+
+def template_names() -> list[str]:
+    """The index templates in ``index_config/``: ``<name>.json`` backs ``<prefix>-<name>``."""
+    return sorted(path.stem for path in INDEX_CONFIG.glob("*.json"))
+
+
+def setup_indices(client: Elasticsearch, prefix: str) -> dict[str, str]:
+    """Install templates and aliases. Safe to run any number of times; returns what it did."""
+    done: dict[str, str] = {}
+    for template_name in template_names():
+        alias = f"{prefix}-{template_name}"
+        body = load_template(template_name, prefix)
+        client.indices.put_index_template(name=alias, **body)
+        done[alias] = _ensure_alias(client, alias, body)
+    client.cluster.health(wait_for_status="yellow", timeout="30s")
+    return done
+
+
+def delete_indices(client: Elasticsearch, prefix: str) -> None:
+    """Remove every index and template of a prefix (tests and ``veille setup --reset``)."""
+    # Deleting by wildcard is refused by default (action.destructive_requires_name): name them.
+    names = list(
+        client.indices.get(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all")
+    )
+    if names:
+        client.indices.delete(index=",".join(names))
+    try:
+        templates = client.indices.get_index_template(name=f"{prefix}-*")
+    except NotFoundError:
+        return
+    for item in templates["index_templates"]:
+        client.indices.delete_index_template(name=item["name"])

@@ -1,0 +1,136 @@
+"""Searching articles the way an analyst does: words in any language, filters, best hits first.
+
+In:  a query in simple query syntax (words, "quoted phrases", -exclusions, a | b), optional
+     language, source and time filters.
+Out: :class:`Hit` records with a highlighted snippet, best match first.
+
+The query runs over the original title and text, the per-language copies (analysed with the
+french/english/spanish analyzers, so inflections match) and the translations.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from veille.config import parse_duration
+
+SEARCH_FIELDS = [
+    "title^3",
+    "title_fr^3",
+    "title_en^3",
+    "title_es^3",
+    "translation.*.title^2",
+    "description",
+    "text",
+    "text_fr",
+    "text_en",
+    "text_es",
+    "translation.*.text",
+]
+HIGHLIGHT_FIELDS = ["text_fr", "text_en", "text_es", "translation.*.text", "text"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    title: str
+    url: str
+    language: str | None
+    source: str
+    published_at: str | None
+    snippet: str
+    translated_title: str | None = None
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """``"7d"``/``"12h"`` before now, or an ISO date such as ``2025-03-01``."""
+    now = now or datetime.now(UTC)
+    if re.fullmatch(r"\s*\d+\s*[smhd]\s*", value):
+        return now - parse_duration(value)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"--since {value!r}: use a duration like 7d or a date like 2025-03-01"
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def build_query(
+    text: str,
+    language: str | None = None,
+    since: datetime | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = []
+    if language:
+        filters.append({"term": {"language": language}})
+    if source:
+        filters.append({"term": {"source.name": source}})
+    if since:
+        filters.append({"range": {"published_at": {"gte": since.isoformat()}}})
+    return {
+        "bool": {
+            "must": [
+                {
+                    "simple_query_string": {
+                        "query": text,
+                        "fields": SEARCH_FIELDS,
+                        "default_operator": "and",
+                    }
+                }
+            ],
+            "filter": filters,
+        }
+    }
+
+
+def search(
+    client: Elasticsearch,
+    index: str,
+    text: str,
+    *,
+    language: str | None = None,
+    since: datetime | None = None,
+    source: str | None = None,
+    limit: int = 20,
+    pivot: str = "en",
+) -> list[Hit]:
+    response = client.search(
+        index=index,
+        query=build_query(text, language, since, source),
+        size=limit,
+        highlight={
+            "fields": {field: {} for field in HIGHLIGHT_FIELDS},
+            "fragment_size": 160,
+            "number_of_fragments": 1,
+            "pre_tags": ["«"],
+            "post_tags": ["»"],
+        },
+        source_excludes=["text", "text_*", "title_*"],
+    )
+    hits = []
+    for hit in response["hits"]["hits"]:
+        doc = hit["_source"]
+        highlight = next(iter(hit.get("highlight", {}).values()), [""])
+        translated = doc.get("translation", {}).get(pivot, {}).get("title")
+        hits.append(
+            Hit(
+                id=hit["_id"],
+                score=round(hit["_score"] or 0.0, 3),
+                title=doc.get("title", ""),
+                url=doc.get("canonical_url", doc.get("url", "")),
+                language=doc.get("language"),
+                source=doc.get("source", {}).get("name", ""),
+                published_at=doc.get("published_at"),
+                snippet=highlight[0] if highlight else (doc.get("description") or ""),
+                translated_title=translated,
+            )
+        )
+    return hits
