@@ -23,7 +23,7 @@ import logging
 
 from scrapy.crawler import Crawler
 from scrapy.settings import BaseSettings
-from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.reactor import CallLaterOnce
 from twisted.internet import defer
 
@@ -122,7 +122,7 @@ class TranslateStage(Stage):
         self.timer.cancel()
         batch, self.waiting = self.waiting, []
         if batch:
-            defer.ensureDeferred(self._translate(batch))
+            deferred_from_coro(self._translate(batch))
 
     async def _translate(self, batch: list[tuple[Article, defer.Deferred]]) -> None:
         docs = [(a.language or "", a.title, a.text) for a, _ in batch]

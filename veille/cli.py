@@ -79,7 +79,12 @@ def _client(env: Environment):
 
 
 @app.command()
-def setup() -> None:
+def setup(
+    kibana: Annotated[
+        bool,
+        typer.Option("--kibana", help="Also import the Kibana data views, searches, dashboards."),
+    ] = False,
+) -> None:
     """Create or update the Elasticsearch index templates and aliases (idempotent)."""
     from veille.es import setup_indices
 
@@ -88,6 +93,14 @@ def setup() -> None:
     done = setup_indices(client, env.index_prefix)
     for alias, action in done.items():
         out.print(f"{alias}: {action}")
+    if kibana:
+        from veille.kibana import KibanaError, setup_kibana
+
+        try:
+            for line in setup_kibana(env, client):
+                out.print(line)
+        except (KibanaError, ApiError) as exc:
+            fail(f"Kibana setup failed: {exc}", 1)
 
 
 @app.command()
@@ -247,6 +260,111 @@ def search_command(
             f"{hit.score:.1f}",
         )
     out.print(table)
+
+
+models_app = typer.Typer(help="Translation models (Argos packages), installed for offline use.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the installed translation models."""
+    from veille.translation import installed_models
+
+    models = installed_models()
+    if not models:
+        err.print("no translation model installed: `veille models install fr es` (online) or "
+                  "`veille models install --file PATH.argosmodel`")  # fmt: skip
+        return
+    table = Table(title="installed translation models")
+    for column in ("from", "to", "version", "path"):
+        table.add_column(column)
+    for model in models:
+        table.add_row(model.from_code, model.to_code, model.version, str(model.path))
+    out.print(table)
+
+
+@models_app.command("install")
+def models_install(
+    languages: Annotated[
+        list[str] | None, typer.Argument(help="Source languages, e.g. fr es (online).")
+    ] = None,
+    file: Annotated[
+        list[Path] | None, typer.Option("--file", help="An .argosmodel file (offline).")
+    ] = None,
+    pivot: Annotated[str, typer.Option(help="Target language.")] = "en",
+) -> None:
+    """Install models from the Argos package index (online) or from .argosmodel files."""
+    from veille.translation import ModelInstallError, install_model_file, install_models
+
+    if not languages and not file:
+        fail("name languages (veille models install fr es) or pass --file PATH.argosmodel", 2)
+    try:
+        for path in file or []:
+            model = install_model_file(path)
+            out.print(f"installed {model.from_code}→{model.to_code} {model.version} from {path}")
+        if languages:
+            from rich.progress import Progress
+
+            with Progress(console=err) as progress:
+                task = progress.add_task("downloading models", total=len(languages))
+                models = install_models(
+                    languages, pivot=pivot, progress_callback=lambda *_: progress.advance(task)
+                )
+            for model in models:
+                out.print(f"installed {model.from_code}→{model.to_code} {model.version}")
+    except (ModelInstallError, OSError) as exc:
+        fail(str(exc), 1)
+
+
+@app.command()
+def translate(
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Translate articles indexed as pending.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also retry articles whose translation failed.")
+    ] = False,
+) -> None:
+    """Translate indexed articles that are still waiting for a translation."""
+    from rich.progress import Progress
+
+    from pipelines.translate import topic_glossary, translation_settings
+    from veille.backfill import count_waiting, translate_pending
+    from veille.crawl import crawl_settings
+    from veille.es import IndexNames
+    from veille.translation import TranslationEngine
+
+    if not pending:
+        fail("say what to translate: --pending", 2)
+    config = _config()
+    env = _env()
+    client = _client(env)
+    index = IndexNames(env.index_prefix).articles
+    settings = crawl_settings()
+    engine = TranslationEngine(
+        translation_settings(settings), topic_glossary(str(config.directory))
+    )
+    statuses = ["pending", "failed"] if retry_failed else ["pending"]
+    total = count_waiting(client, index, statuses)
+    with Progress(console=err) as progress:
+        task = progress.add_task("translating", total=total)
+        report = translate_pending(
+            client, index, engine, retry_failed=retry_failed,
+            on_batch=lambda n: progress.advance(task, n),
+        )  # fmt: skip
+    out.print(
+        f"translated {report.done} of {report.seen}; still pending (no model) "
+        f"{report.still_pending}; failed {report.failed}"
+    )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+from veille.schedule_commands import app as schedule_app  # noqa: E402 (it uses the helpers above)
+
+app.add_typer(schedule_app)
+app.add_typer(__import__("alerts.cli").cli.app, name="alerts")
 
 
 def main() -> None:
