@@ -79,12 +79,7 @@ def _client(env: Environment):
 
 
 @app.command()
-def setup(
-    kibana: Annotated[
-        bool,
-        typer.Option("--kibana", help="Also import the Kibana data views, searches, dashboards."),
-    ] = False,
-) -> None:
+def setup() -> None:
     """Create or update the Elasticsearch index templates and aliases (idempotent)."""
     from veille.es import setup_indices
 
@@ -93,14 +88,6 @@ def setup(
     done = setup_indices(client, env.index_prefix)
     for alias, action in done.items():
         out.print(f"{alias}: {action}")
-    if kibana:
-        from veille.kibana import KibanaError, setup_kibana
-
-        try:
-            for line in setup_kibana(env, client):
-                out.print(line)
-        except (KibanaError, ApiError) as exc:
-            fail(f"Kibana setup failed: {exc}", 1)
 
 
 @app.command()
@@ -359,12 +346,6 @@ def translate(
     )
     if report.failed:
         raise typer.Exit(1)
-
-
-from veille.schedule_commands import app as schedule_app  # noqa: E402 (it uses the helpers above)
-
-app.add_typer(schedule_app)
-app.add_typer(__import__("alerts.cli").cli.app, name="alerts")
 
 
 def main() -> None:
