@@ -12,6 +12,7 @@ the hour and zone that trafilatura's date-only value lacks.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin
@@ -134,25 +135,47 @@ def _metadata(tree: lxml.html.HtmlElement, url: str) -> dict:
     return meta
 
 
+# Control characters other than tab and line breaks: text pages have almost none.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def looks_binary(body: bytes | str, sample: int = 4096) -> bool:
+    """Whether a response labelled as a page is really an image, a PDF, an archive or such."""
+    head = body[:sample]
+    text = head.decode("latin-1") if isinstance(head, bytes) else head
+    return len(_CONTROL.findall(text)) > max(8, len(text) // 50)
+
+
 def extract_article(
     body: bytes | str, url: str, options: ExtractionOptions | None = None
 ) -> Extracted | NotAnArticle:
-    """Extract one article page. Never raises on bad HTML: returns :class:`NotAnArticle`."""
+    """Extract one article page. Never raises on bad HTML: returns :class:`NotAnArticle`.
+
+    Reasons: ``empty_page``, ``binary_content`` (bytes that are not text, whatever the label),
+    ``unparsable_html``, ``extraction_failed`` (the extractor itself broke on the markup),
+    ``no_text``, ``no_title``, ``too_short``, ``bad_encoding`` (the text is full of characters
+    the declared encoding could not decode).
+    """
     options = options or ExtractionOptions()
     if not body or not body.strip():
         return NotAnArticle("empty_page")
+    if looks_binary(body):
+        return NotAnArticle("binary_content")
     try:
         tree = lxml.html.fromstring(body)
     except (ParserError, ValueError) as exc:
         return NotAnArticle(f"unparsable_html: {exc}")
     meta = _metadata(tree, url)
-    document = trafilatura.bare_extraction(
-        tree,
-        url=url,
-        with_metadata=True,
-        include_comments=False,
-        favor_precision=options.favor_precision,
-    )
+    try:
+        document = trafilatura.bare_extraction(
+            tree,
+            url=url,
+            with_metadata=True,
+            include_comments=False,
+            favor_precision=options.favor_precision,
+        )
+    except Exception as exc:  # trafilatura and htmldate trip on some hostile markup (<svg> alone)
+        return NotAnArticle(f"extraction_failed: {exc.__class__.__name__}: {exc}")
     if document is None or not (document.text or "").strip():
         return NotAnArticle("no_text")
     title = (document.title or "").strip()
@@ -164,6 +187,9 @@ def extract_article(
         return NotAnArticle("no_title")
     if words < options.min_words:
         return NotAnArticle("too_short")
+    undecoded = (title + text).count("\ufffd")
+    if undecoded > len(text) // 200:
+        return NotAnArticle(f"bad_encoding: {undecoded} characters could not be decoded")
     authors = meta.get("authors") or [
         a.strip() for a in (document.author or "").split(";") if a.strip()
     ]

@@ -8,13 +8,20 @@ one run with ``veille crawl --set NAME=VALUE`` (or ``scrapy crawl -s NAME=VALUE`
 import os
 
 from veille.config import config_dir
+from veille.distributed import RedisKeys
 
 BOT_NAME = "veille"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 
-USER_AGENT = os.environ.get(
-    "VEILLE_USER_AGENT", "Veille/0.1 (news monitoring; respects robots.txt)"
+# An honest User-Agent: who we are and how a publisher reaches the operator. VEILLE_CONTACT (from
+# the environment): an email address or a URL, e.g. mailto:veille@example.org; VEILLE_USER_AGENT
+# replaces the whole string.
+VEILLE_CONTACT = os.environ.get("VEILLE_CONTACT", "")
+USER_AGENT = os.environ.get("VEILLE_USER_AGENT") or (
+    f"Veille/0.1 (news monitoring; +{VEILLE_CONTACT}; respects robots.txt)"
+    if VEILLE_CONTACT
+    else "Veille/0.1 (news monitoring; respects robots.txt)"
 )
 ROBOTSTXT_OBEY = True
 
@@ -31,8 +38,40 @@ DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
 REDIRECT_MAX_TIMES = 5
 RETRY_TIMES = 2
+# Retries wait (crawler/middlewares/backoff.py): a Retry-After on 429/503 pauses the whole site
+# that long (longer than VEILLE_RETRY_AFTER_MAX seconds: given up); other retries wait
+# VEILLE_RETRY_BACKOFF_BASE x 2^(attempt-1) seconds, at most VEILLE_RETRY_BACKOFF_MAX.
+VEILLE_RETRY_BACKOFF_BASE = 2.0
+VEILLE_RETRY_BACKOFF_MAX = 60.0
+VEILLE_RETRY_AFTER_MAX = 600.0
+# Feeds and sitemaps are asked for with If-None-Match / If-Modified-Since from the last crawl's
+# answer (crawler/middlewares/conditional.py; validators in <VEILLE_DATA_DIR>/http-validators/).
+VEILLE_CONDITIONAL_REQUESTS = True
+# Search endpoints ask for few requests: GDELT one every 5 seconds.
+DOWNLOAD_SLOTS = {
+    "api.gdeltproject.org": {"concurrency": 1, "delay": 6.0},
+    "news.google.com": {"concurrency": 1, "delay": 3.0},
+    "www.bing.com": {"concurrency": 1, "delay": 3.0},
+}
+# Discovery (crawler/spiders/sitemaps.py, search.py; veille/discovery.py). Sitemaps: entries and
+# sub-sitemaps older than VEILLE_SITEMAP_MAX_AGE are not fetched; indexes are followed this deep.
+VEILLE_SITEMAP_MAX_AGE = "2d"
+VEILLE_SITEMAP_MAX_DEPTH = 3
+# Entries dated before the last finished read of the same sitemap, less this, were judged then.
+VEILLE_SITEMAP_OVERLAP = "1h"
+# Search sources: the time span asked for (unless the endpoint URL sets one) and how many quoted
+# phrases go in one query.
+VEILLE_SEARCH_TIMESPAN = "1d"
+VEILLE_SEARCH_TERMS_PER_QUERY = 8
+# Broad feeds and news sitemaps (fewer than VEILLE_BROAD_FEED_SHARE of the entries mention a topic
+# term): an entry whose title and summary hold at least VEILLE_PREFILTER_MIN_WORDS words and no
+# topic term is not fetched. 0 turns this off.
+VEILLE_PREFILTER_MIN_WORDS = 12
+VEILLE_BROAD_FEED_SHARE = 0.5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+# Dropped articles are logged at INFO as "reason: URL", without the article's text.
+LOG_FORMATTER = "crawler.logformatter.QuietDrops"
 LOG_LEVEL = os.environ.get("VEILLE_LOG_LEVEL", "INFO")
 
 HTTPCACHE_ENABLED = os.environ.get("VEILLE_HTTPCACHE", "").lower() in {"1", "true", "yes"}
@@ -44,6 +83,7 @@ ITEM_PIPELINES = {
     "pipelines.relevance.RelevanceStage": 300,
     "pipelines.dedupe.DedupeStage": 400,
     "pipelines.translate.TranslateStage": 500,
+    "pipelines.cluster.ClusterStage": 600,
     "pipelines.index.IndexStage": 900,
 }
 
@@ -53,6 +93,12 @@ VEILLE_CONFIG = str(config_dir())
 VEILLE_LANGUAGES = ["fr", "en", "es"]
 # Pages with fewer words than this are not articles (section fronts, contact pages).
 VEILLE_MIN_WORDS = 80
+# Worker processes that extract articles (trafilatura), so every core works; 0 extracts in a
+# thread of the crawl process (crawler/extraction_pool.py).
+VEILLE_EXTRACT_PROCESSES = os.cpu_count() or 1
+# Outputs of one callback processed at once. Scrapy starts this many asyncio tasks for every
+# response (default 100); an article page yields one item, a feed page a few dozen requests.
+CONCURRENT_ITEMS = 8
 # Bulk indexing: documents per request and seconds between flushes.
 VEILLE_BULK_SIZE = 200
 VEILLE_BULK_INTERVAL = 2.0
@@ -66,9 +112,70 @@ VEILLE_TRANSLATE_COMPUTE_TYPE = "int8"
 VEILLE_TRANSLATE_BEAM_SIZE = 2
 VEILLE_TRANSLATE_INTER_THREADS = 1
 VEILLE_TRANSLATE_INTRA_THREADS = 2
+# Story clusters (pipelines/cluster.py, veille/clusters.py). A same-language article whose
+# estimated containment (shared word shingles over the shorter text) with an earlier one reaches
+# VEILLE_NEAR_DUPLICATE_THRESHOLD is marked duplicate_of it; an article whose pivot-language text
+# reaches VEILLE_CROSS_LANGUAGE_THRESHOLD with another language's, published within
+# VEILLE_CROSS_LANGUAGE_WINDOW, joins its cluster. MinHash schemes: words per shingle, LSH bands
+# and rows per band (bands x rows permutations), and for the pivot texts the shortest word kept.
+VEILLE_NEAR_DUPLICATE_THRESHOLD = 0.6
+VEILLE_CROSS_LANGUAGE_THRESHOLD = 0.18
+VEILLE_CROSS_LANGUAGE_WINDOW = "3d"
+VEILLE_MINHASH_SHINGLE = 4
+VEILLE_MINHASH_BANDS = 42
+VEILLE_MINHASH_ROWS = 3
+VEILLE_MINHASH_PIVOT_SHINGLE = 2
+VEILLE_MINHASH_PIVOT_BANDS = 128
+VEILLE_MINHASH_PIVOT_ROWS = 1
+VEILLE_MINHASH_PIVOT_MIN_WORD = 5
 # Incremental crawling: do not fetch article pages whose URL is already indexed.
 VEILLE_SKIP_INDEXED = True
+# Resume: each crawl keeps its Scrapy job state in <data>/jobs/<spider>-<source> (JOBDIR), so a
+# stopped crawl picks up its pending requests; the index, not Scrapy, records what is done.
+VEILLE_RESUME = True
+DUPEFILTER_CLASS = "crawler.resume.RunDupeFilter"
 
 EXTENSIONS = {"crawler.extensions.stats_file.StatsFile": 500}
+
+# SSRF guard (crawler/middlewares/ssrf.py): loopback, private, link-local, multicast and reserved
+# addresses are refused, whatever their spelling, before robots.txt is even asked.
+# Downloads that cannot be used (redirect loops, pages over DOWNLOAD_MAXSIZE) are skipped and
+# counted by crawler/middlewares/skips.py, which sees responses before the redirect middleware.
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.ssrf.SsrfGuard": 50,
+    "crawler.middlewares.skips.DownloadSkips": 650,
+    # Scrapy's robots.txt and retry middlewares, replaced: robots.txt checked for every request
+    # (crawler/middlewares/robots.py), retries that wait (backoff.py); then conditional requests.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.robots.RobotsTxt": 100,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.backoff.BackoffRetry": 550,
+    "crawler.middlewares.conditional.ConditionalRequests": 560,
+}
+# CIDR ranges the guard allows anyway (comma-separated); the VEILLE_ALLOWED_NETWORKS environment
+# variable adds to them. Tests allow 127.0.0.1/32 for their fixture sites.
+VEILLE_ALLOWED_NETWORKS: list[str] = []
 # Write the crawl's stats as JSON to this file when it closes (set by the scheduler; empty: off).
 VEILLE_STATS_FILE = ""
+
+# Scale-out (README "Scale-out"): with VEILLE_REDIS_URL set, the scheduler pushes feed URLs into
+# Redis and `veille worker` processes crawl them through one shared scrapy-redis queue; the
+# worker spider (crawler/spiders/distributed.py) switches SCHEDULER and DUPEFILTER_CLASS to
+# scrapy-redis's scheduler and our lease filter. `veille crawl` stays a local crawl.
+# Keys start with the index prefix (veille/distributed.py lists them).
+REDIS_URL = os.environ.get("VEILLE_REDIS_URL", "")
+_redis_keys = RedisKeys(os.environ.get("VEILLE_INDEX_PREFIX", "veille"))
+REDIS_START_URLS_KEY = _redis_keys.start_urls
+REDIS_START_URLS_AS_SET = True
+SCHEDULER_QUEUE_KEY = _redis_keys.requests
+SCHEDULER_DUPEFILTER_KEY = _redis_keys.leases
+# The queue outlives any worker: a worker that stops leaves the rest to the others.
+SCHEDULER_PERSIST = True
+# A queued article URL is not queued again by any worker for this long; a URL lost with a killed
+# worker is found again by the first feed push after it. Longer than the queue takes to drain.
+VEILLE_REDIS_LEASE = "30m"
+# Seconds between an idle worker's looks at the queue, and between heartbeats; a worker stops
+# after VEILLE_WORKER_MAX_IDLE seconds without work (0: never; `veille worker --max-idle`).
+VEILLE_REDIS_POLL = 1.0
+VEILLE_WORKER_HEARTBEAT = 5.0
+VEILLE_WORKER_MAX_IDLE = 0

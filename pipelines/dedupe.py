@@ -5,6 +5,11 @@ Out: the same Article, unchanged, when it is new.
 Drops: ``duplicate_url`` (same canonical URL, i.e. same ``_id``) and ``duplicate_content`` (same
      normalised words under another URL), whether seen earlier in this crawl or already indexed.
 
+Only exact copies stop here. Near duplicates (a copy with another headline, a trimmed ending,
+added paragraphs, other boilerplate) go on: the cluster stage (pipelines/cluster.py), after
+translation, keeps them and marks them ``duplicate_of`` the first-seen article, because
+analysts count syndication.
+
 The look-up is one Elasticsearch query per article, run in a thread. If Elasticsearch cannot be
 reached the article goes on: the index stage's ``create`` operation still refuses a second copy
 of the same URL, and the spool keeps it if the index is down.

@@ -8,7 +8,10 @@ Out: the same Article; its document is buffered and sent with ``helpers.streamin
 
 Per-item results are read: 409 counts as ``index/already_present``, content errors (400) go to
 the dead-letter file, and anything else (Elasticsearch down, 429 after retries) goes to the spool
-for replay. Counters: ``veille/indexed``, ``veille/spooled``, ``veille/dead_letter``.
+for replay (see :mod:`veille.spool`). When the crawl opens, articles spooled by earlier crawls
+are replayed first, in order, before any page is fetched. Counters: ``veille/indexed``,
+``veille/spooled``, ``veille/dead_letter``, and for the replay ``veille/spool/replayed``,
+``veille/spool/already_present``, ``veille/spool/dead_letter``, ``veille/spool/waiting``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pipelines.base import Stage, in_thread
 from veille.article import Article
 from veille.config import Environment
 from veille.es import IndexNames, make_client, setup_indices
-from veille.spool import Spool
+from veille.spool import Spool, replay
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +55,28 @@ class IndexStage(Stage):
             await in_thread(self._ensure_index)
         except (ApiError, TransportError) as exc:
             logger.error("Elasticsearch not ready (%s); articles will be spooled", exc)
+        else:
+            await in_thread(self._replay)
         self.loop = task.LoopingCall(self._flush_soon)
         self.loop.start(self.interval, now=False)
 
     def _ensure_index(self) -> None:
         if not self.client.indices.exists_alias(name=self.index):
             setup_indices(self.client, self.env.index_prefix)
+
+    def _replay(self) -> None:
+        """Articles spooled by earlier crawls go in before this crawl's own."""
+        report = replay(self.client, self.index, self.env.data_dir)
+        self.count("spool/replayed", report.indexed)
+        self.count("spool/already_present", report.already_present)
+        self.count("spool/dead_letter", report.dead_letter + report.unreadable)
+        self.count("spool/waiting", report.remaining)
+        if report.indexed or report.already_present:
+            logger.info(
+                "spool replayed: %d articles indexed, %d already present",
+                report.indexed,
+                report.already_present,
+            )
 
     def _flush_soon(self) -> Any:
         return deferred_from_coro(self.flush())
@@ -116,4 +135,5 @@ class IndexStage(Stage):
         if self.loop and self.loop.running:
             self.loop.stop()
         await self.flush()
+        self.spool.close()
         self.client.close()

@@ -66,6 +66,8 @@ class Article:
     translation_error: str | None = None
     cluster_id: str | None = None
     duplicate_of: str | None = None
+    minhash: dict[str, Any] = field(default_factory=dict)
+    minhash_pivot: dict[str, Any] = field(default_factory=dict)
     countries: list[str] = field(default_factory=list)
 
     @property

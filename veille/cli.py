@@ -79,7 +79,12 @@ def _client(env: Environment):
 
 
 @app.command()
-def setup() -> None:
+def setup(
+    kibana: Annotated[
+        bool,
+        typer.Option("--kibana", help="Also import the Kibana data views, searches, dashboards."),
+    ] = False,
+) -> None:
     """Create or update the Elasticsearch index templates and aliases (idempotent)."""
     from veille.es import setup_indices
 
@@ -88,14 +93,29 @@ def setup() -> None:
     done = setup_indices(client, env.index_prefix)
     for alias, action in done.items():
         out.print(f"{alias}: {action}")
+    if kibana:
+        from veille.kibana import KibanaError, setup_kibana
+
+        try:
+            for line in setup_kibana(env, client):
+                out.print(escape(line))
+        except (KibanaError, ApiError) as exc:
+            fail(f"Kibana setup failed: {escape(str(exc))}", 1)
 
 
 @app.command()
 def sources(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fetch each source once: reachable, parsed, entries.")
+    ] = False,
 ) -> None:
     """List the configured sources (validates sources.yaml and the topic files)."""
     config = _config()
+    if check:
+        from veille.source_check import run_check
+
+        raise typer.Exit(run_check(config, out, as_json))
     if as_json:
         out.print_json(data=[s.model_dump(mode="json") for s in config.sources])
         return
@@ -212,6 +232,9 @@ def search_command(
     source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    collapse: Annotated[
+        bool, typer.Option("--collapse", help="One result per story (copies and translations).")
+    ] = False,
 ) -> None:
     """Search the indexed articles in any language; prints a table, best match first."""
     from veille.es import IndexNames
@@ -225,7 +248,7 @@ def search_command(
     client = _client(env)
     hits = search(
         client, IndexNames(env.index_prefix).articles, query,
-        language=lang, since=since_at, source=source, limit=limit,
+        language=lang, since=since_at, source=source, limit=limit, collapse=collapse,
     )  # fmt: skip
     if as_json:
         print(json.dumps([asdict(h) for h in hits], indent=2, ensure_ascii=False))
@@ -238,6 +261,8 @@ def search_command(
         table.add_column(column, overflow="fold")
     for hit in hits:
         translated = f"\n[dim]{escape(hit.translated_title)}[/]" if hit.translated_title else ""
+        if hit.cluster_articles and hit.cluster_articles > 1:
+            translated += f"\n[dim]story: {hit.cluster_articles} matching articles[/]"
         table.add_row(
             (hit.published_at or "")[:10],
             hit.language or "",
@@ -291,13 +316,8 @@ def models_install(
             model = install_model_file(path)
             out.print(f"installed {model.from_code}→{model.to_code} {model.version} from {path}")
         if languages:
-            from rich.progress import Progress
-
-            with Progress(console=err) as progress:
-                task = progress.add_task("downloading models", total=len(languages))
-                models = install_models(
-                    languages, pivot=pivot, progress_callback=lambda *_: progress.advance(task)
-                )
+            with err.status("installing models…"):
+                models = install_models(languages, pivot=pivot, progress_callback=err.print)
             for model in models:
                 out.print(f"installed {model.from_code}→{model.to_code} {model.version}")
     except (ModelInstallError, OSError) as exc:
@@ -346,6 +366,20 @@ def translate(
     )
     if report.failed:
         raise typer.Exit(1)
+
+
+from veille.schedule_commands import app as schedule_app  # noqa: E402 (it uses the helpers above)
+
+app.add_typer(schedule_app)
+from alerts.cli import app as alerts_app  # noqa: E402 (it uses the helpers above)
+
+app.add_typer(alerts_app, name="alerts")
+from veille.spool_commands import app as spool_app  # noqa: E402 (it uses the helpers above)
+
+app.add_typer(spool_app, name="spool")
+from veille.worker_commands import app as worker_app  # noqa: E402 (it uses the helpers above)
+
+app.add_typer(worker_app)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -76,11 +77,11 @@ def _check_duration(value: str) -> str:
 Duration = Annotated[str, AfterValidator(_check_duration)]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Schedule(_Strict):
+class Schedule(StrictModel):
     """When a source is crawled: ``every: 30m`` or ``cron: "0 6 * * *"``, with optional jitter."""
 
     every: Duration | None = None
@@ -96,7 +97,7 @@ class Schedule(_Strict):
         return self
 
 
-class Source(_Strict):
+class Source(StrictModel):
     """One place Veille looks for articles: a feed, a news sitemap or a search endpoint."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=80)]
@@ -118,7 +119,7 @@ class Source(_Strict):
         return [str(url) for url in self.urls]
 
 
-class SourcesFile(_Strict):
+class SourcesFile(StrictModel):
     sources: list[Source]
 
     @model_validator(mode="after")
@@ -131,7 +132,7 @@ class SourcesFile(_Strict):
         return self
 
 
-class Term(_Strict):
+class Term(StrictModel):
     """A topic term: a word or phrase, matched on word stems, with a weight."""
 
     term: Annotated[str, Field(min_length=1)]
@@ -144,7 +145,7 @@ def _terms(value: Any) -> Any:
     return value
 
 
-class LanguageTerms(_Strict):
+class LanguageTerms(StrictModel):
     terms: Annotated[list[Term], Field(min_length=1)]
     exclude: list[str] = []
 
@@ -154,14 +155,14 @@ class LanguageTerms(_Strict):
         return _terms(value)
 
 
-class Glossary(_Strict):
+class Glossary(StrictModel):
     """Names kept verbatim through translation, and fixed translations per source language."""
 
     keep: list[str] = []
     translate: dict[Literal["fr", "en", "es"], dict[str, str]] = {}
 
 
-class Topic(_Strict):
+class Topic(StrictModel):
     """What the monitor looks for, per language, and how sure it must be."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -180,7 +181,7 @@ class Topic(_Strict):
 # --- Loading with file and line in every error ---------------------------------------------
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """Line (1-based) of the YAML node at a pydantic error location, or the nearest parent."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
@@ -203,7 +204,7 @@ def _key(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-def _load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -240,7 +241,7 @@ _FIELD_HINTS = {
 }
 
 
-def _validate(model: type[BaseModel], data: Any, path: Path, root: yaml.Node | None) -> Any:
+def validate_model(model: type[BaseModel], data: Any, path: Path, root: yaml.Node | None) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -257,7 +258,7 @@ def _validate(model: type[BaseModel], data: Any, path: Path, root: yaml.Node | N
             _key(loc),
             message,
             _FIELD_HINTS.get(str(loc[-1]) if loc else "", _HINTS.get(error["type"], "")),
-            line=_line_of(root, loc),
+            line=line_of(root, loc),
         ) from exc
 
 
@@ -295,15 +296,15 @@ def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
     if not folder.is_dir():
         raise ConfigError(folder, "(folder)", "config folder not found", "pass --config DIR")
     sources_path = folder / "sources.yaml"
-    data, root = _load_yaml(sources_path)
+    data, root = load_yaml(sources_path)
     if data is None:
         data = {"sources": []}
-    sources: SourcesFile = _validate(SourcesFile, data, sources_path, root)
+    sources: SourcesFile = validate_model(SourcesFile, data, sources_path, root)
 
     topics: list[Topic] = []
     for path in sorted((folder / "topics").glob("*.y*ml")):
-        data, root = _load_yaml(path)
-        topics.append(_validate(Topic, data, path, root))
+        data, root = load_yaml(path)
+        topics.append(validate_model(Topic, data, path, root))
     names = [t.name for t in topics]
     duplicated = {n for n in names if names.count(n) > 1}
     if duplicated:
@@ -320,7 +321,7 @@ def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
                 f"sources.{index}.topics",
                 f"unknown topic {sorted(unknown)[0]!r}",
                 f"known topics: {', '.join(names)}",
-                line=_line_of(root, ("sources", index, "topics")),
+                line=line_of(root, ("sources", index, "topics")),
             )
     return Config(folder, tuple(sources.sources), tuple(topics))
 
@@ -369,8 +370,17 @@ class Environment:
                 f"{prefix!r} is not a valid index name",
                 "use lowercase letters, digits, '-' and '_'",
             )
+        es_url = os.environ.get("VEILLE_ES_URL") or cls.es_url
+        if "@" in urlsplit(es_url).netloc:
+            raise ConfigError(
+                "(environment)",
+                "VEILLE_ES_URL",
+                "the URL holds credentials, which would end up in logs and error messages",
+                "remove them from the URL and set VEILLE_ES_USER and VEILLE_ES_PASSWORD "
+                "(or VEILLE_ES_API_KEY)",
+            )
         return cls(
-            es_url=os.environ.get("VEILLE_ES_URL") or cls.es_url,
+            es_url=es_url,
             es_user=os.environ.get("VEILLE_ES_USER") or None,
             es_password=os.environ.get("VEILLE_ES_PASSWORD") or None,
             es_api_key=os.environ.get("VEILLE_ES_API_KEY") or None,

@@ -19,7 +19,7 @@ from twisted.internet import task
 
 from veille.config import Config, Source
 
-SPIDERS_BY_TYPE = {"feed": "feeds"}
+SPIDERS_BY_TYPE = {"feed": "feeds", "sitemap": "sitemaps", "search": "search"}
 
 
 @dataclass
@@ -85,7 +85,7 @@ def run_crawls(
 ) -> list[CrawlSummary]:
     """Crawl the given sources (one Scrapy crawler per spider type) and block until done."""
     settings = crawl_settings({"VEILLE_CONFIG": str(config.directory), **(overrides or {})})
-    process = CrawlerProcess(settings, install_root_handler=True)
+    process = CrawlerProcess(settings)
     summaries: list[tuple[Any, CrawlSummary]] = []
     for spider_name, group in group_by_spider(sources).items():
         crawler = process.create_crawler(spider_name)

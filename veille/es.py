@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from veille.config import Environment
 
@@ -40,6 +40,10 @@ class IndexNames:
     @property
     def notifications(self) -> str:
         return f"{self.prefix}-notifications"
+
+    @property
+    def clusters(self) -> str:
+        return f"{self.prefix}-clusters"
 
 
 def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch:
@@ -74,7 +78,13 @@ def _ensure_alias(client: Elasticsearch, alias: str, template: dict[str, Any]) -
         mappings = template["template"]["mappings"]
         client.indices.put_mapping(index=alias, properties=mappings["properties"])
         return "updated"
-    client.indices.create(index=f"{alias}-000001", aliases={alias: {"is_write_index": True}})
+    try:
+        client.indices.create(index=f"{alias}-000001", aliases={alias: {"is_write_index": True}})
+    except BadRequestError as exc:
+        # Another process set up the same prefix a moment ago: that is what we wanted.
+        if exc.error != "resource_already_exists_exception":
+            raise
+        return "updated"
     return "created"
 
 

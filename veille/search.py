@@ -2,7 +2,8 @@
 
 In:  a query in simple query syntax (words, "quoted phrases", -exclusions, a | b), optional
      language, source and time filters.
-Out: :class:`Hit` records with a highlighted snippet, best match first.
+Out: :class:`Hit` records with a highlighted snippet, best match first; with ``collapse``, one
+     per story cluster (Elasticsearch field collapsing on ``cluster_id``).
 
 The query runs over the original title and text, the per-language copies (analysed with the
 french/english/spanish analyzers, so inflections match) and the translations.
@@ -46,6 +47,8 @@ class Hit:
     published_at: str | None
     snippet: str
     translated_title: str | None = None
+    cluster_id: str | None = None
+    cluster_articles: int | None = None
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -101,11 +104,17 @@ def search(
     source: str | None = None,
     limit: int = 20,
     pivot: str = "en",
+    collapse: bool = False,
 ) -> list[Hit]:
+    """Best hits first; with ``collapse``, one hit per story cluster (its best article), with
+    ``cluster_articles`` counting the cluster's articles that match."""
     response = client.search(
         index=index,
         query=build_query(text, language, since, source),
         size=limit,
+        collapse={"field": "cluster_id", "inner_hits": {"name": "story", "size": 0}}
+        if collapse
+        else None,
         highlight={
             "fields": {field: {} for field in HIGHLIGHT_FIELDS},
             "fragment_size": 160,
@@ -120,6 +129,7 @@ def search(
         doc = hit["_source"]
         highlight = next(iter(hit.get("highlight", {}).values()), [""])
         translated = doc.get("translation", {}).get(pivot, {}).get("title")
+        story = hit.get("inner_hits", {}).get("story", {}).get("hits", {}).get("total", {})
         hits.append(
             Hit(
                 id=hit["_id"],
@@ -131,6 +141,8 @@ def search(
                 published_at=doc.get("published_at"),
                 snippet=highlight[0] if highlight else (doc.get("description") or ""),
                 translated_title=translated,
+                cluster_id=doc.get("cluster_id"),
+                cluster_articles=story.get("value"),
             )
         )
     return hits

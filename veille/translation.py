@@ -404,7 +404,7 @@ def install_models(
     if not Path(argos_settings.local_package_index).is_file():
         raise ModelInstallError(
             f"could not download {argos_settings.remote_package_index}; check the network, "
-            "or install a downloaded file with install_model_file()"
+            "or install a downloaded file: veille models install --file PATH.argosmodel"
         )
     available = [p for p in package.get_available_packages() if p.type == "translate"]
     installed = []

@@ -31,7 +31,7 @@ class StatsFile:
     def from_crawler(cls, crawler: Crawler) -> Self:
         path = crawler.settings.get("VEILLE_STATS_FILE")
         if not path:
-            raise NotConfigured("VEILLE_STATS_FILE is not set")
+            raise NotConfigured  # off unless the scheduler names a file: nothing to log
         extension = cls(crawler, Path(path))
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         return extension

@@ -18,7 +18,9 @@ from elasticsearch import ApiError
 from scrapy.crawler import Crawler
 from scrapy.http import Response, TextResponse
 
-from crawler.extraction import ExtractionOptions, NotAnArticle, extract_article
+from crawler.extraction import ExtractionOptions, NotAnArticle
+from crawler.extraction_pool import ExtractionPool
+from crawler.resume import use_job_dir
 from pipelines.base import in_thread
 from veille.article import Article, SourceRef
 from veille.config import Environment, Source, cached_config
@@ -40,6 +42,7 @@ class VeilleSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        use_job_dir(crawler, spider.name, spider.source_arg)
         spider.setup(crawler)
         return spider
 
@@ -57,6 +60,8 @@ class VeilleSpider(scrapy.Spider):
         self.extraction = ExtractionOptions(
             min_words=settings.getint("VEILLE_MIN_WORDS", ExtractionOptions.min_words)
         )
+        # Worker processes for extraction (VEILLE_EXTRACT_PROCESSES; 0: a thread here).
+        self.extractor = ExtractionPool.from_settings(settings, self.extraction)
         env = Environment.from_env()
         self.es = make_client(env)
         self.articles_index = IndexNames(env.index_prefix).articles
@@ -112,7 +117,7 @@ class VeilleSpider(scrapy.Spider):
             self.count("dropped/not_html")
             logger.info("skipped %s: not an HTML page", response.url)
             return
-        result = await in_thread(extract_article, response.text, response.url, self.extraction)
+        result = await self.extractor.extract(response.text, response.url)
         if isinstance(result, NotAnArticle):
             reason = result.reason.split(":")[0]
             self.count(f"dropped/{reason}")
@@ -142,4 +147,5 @@ class VeilleSpider(scrapy.Spider):
         )
 
     def closed(self, reason: str) -> None:
+        self.extractor.close()
         self.es.close()

@@ -80,7 +80,9 @@ public final class LocalNode {
 
         final Node node;
         try {
-            node = new VeilleClasspathNode(environment, List.of(Netty4Plugin.class, VeilleLocalPlugin.class));
+            node = new VeilleClasspathNode(
+                environment, List.of(Netty4Plugin.class, VeilleLocalPlugin.class, LocalPercolatorPlugin.class)
+            );
         } catch (Throwable t) {
             t.printStackTrace();
             System.exit(1);

@@ -1,0 +1,134 @@
+"""Delivery: due notifications grouped into one email per recipient and frequency, sent once.
+
+In:  the notification log, the rules, the SMTP settings (``VEILLE_SMTP_*``, read by
+     :mod:`veille.mailer`) and the time.
+Out: emails handed to the SMTP server and the log updated; a :class:`DeliveryReport`.
+
+For each (recipient, frequency) group of due notifications, oldest first:
+
+1. claim them (``pending`` → ``sending`` with a batch id, guarded by ``if_seq_no``);
+2. render the email and hand it to SMTP;
+3. mark them ``sent``.
+
+If SMTP is down or refuses, the claimed notifications go back to ``pending`` with a backoff
+(1, 2, 4 … minutes, at most an hour), and no further email is tried in this run. An error
+before SMTP (reading the articles, rendering) also releases the claim before it propagates.
+Only a process that dies while talking to SMTP or before marking leaves ``sending`` behind:
+the next run settles claims older than :data:`LEASE` as sent (unconfirmed) rather than
+sending again — see :func:`alerts.notifications.reconcile_stale`. Pending notifications whose
+rule or recipient left the config are cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from elasticsearch import Elasticsearch
+
+from alerts import notifications
+from alerts.digest import Digest, build_digest
+from alerts.notifications import Notification
+from alerts.render import render_message
+from alerts.rules import RuleSet, normalize_recipient
+from veille.es import IndexNames
+from veille.mailer import MailError, SmtpSettings, send_email
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=15)
+
+
+@dataclass
+class DeliveryReport:
+    emails_sent: int = 0
+    notifications_sent: int = 0
+    emails_failed: int = 0
+    notifications_left_pending: int = 0
+    cancelled: int = 0
+    reconciled: int = 0
+    next_retry_at: datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _still_subscribed(note: Notification, rules: RuleSet) -> bool:
+    rule = rules.get(note.rule)
+    return rule is not None and note.recipient in rule.recipients
+
+
+def _groups(notes: list[Notification]) -> list[list[Notification]]:
+    groups: dict[tuple[str, str], list[Notification]] = defaultdict(list)
+    for note in notes:
+        groups[(note.recipient, note.frequency)].append(note)
+    return list(groups.values())
+
+
+def send_due(
+    client: Elasticsearch,
+    names: IndexNames,
+    rules: RuleSet,
+    now: datetime,
+    *,
+    retry_now: bool = False,
+) -> DeliveryReport:
+    """Send every email that is due; ``retry_now`` ignores the backoff of failed ones."""
+    settings = SmtpSettings.from_env()
+    index = names.notifications
+    report = DeliveryReport(reconciled=notifications.reconcile_stale(client, index, now, LEASE))
+    due = notifications.pending(client, index, due_by=now, now=now, ignore_backoff=retry_now)
+    orphans = [note for note in due if not _still_subscribed(note, rules)]
+    if orphans:
+        notifications.cancel(client, index, orphans, now)
+        report.cancelled = len(orphans)
+    for group in _groups([note for note in due if _still_subscribed(note, rules)]):
+        batch_id = uuid.uuid4().hex
+        owned = notifications.claim(client, index, group, batch_id, now)
+        if not owned:
+            continue
+        try:
+            digest = build_digest(client, names.articles, rules, owned)
+            message = render_message(digest, now, batch_id) if digest.stories else None
+        except BaseException as exc:
+            notifications.release(client, index, owned, f"{type(exc).__name__}: {exc}", now)
+            raise
+        if message is None:  # every article behind the group was deleted from the index
+            notifications.cancel(client, index, owned, now)
+            report.cancelled += len(owned)
+            continue
+        try:
+            send_email(message, settings)
+        except MailError as exc:
+            retry_at = notifications.release(client, index, owned, str(exc), now)
+            report.emails_failed += 1
+            report.notifications_left_pending += len(owned)
+            report.next_retry_at = retry_at
+            report.errors.append(str(exc))
+            logger.warning(
+                "alert email to %s not sent, retry after %s: %s",
+                owned[0].recipient, retry_at.isoformat(), exc,
+            )  # fmt: skip
+            break
+        notifications.mark_sent(client, index, owned, now)
+        report.emails_sent += 1
+        report.notifications_sent += len(owned)
+    return report
+
+
+def next_digest(
+    client: Elasticsearch, names: IndexNames, rules: RuleSet, recipient: str, now: datetime
+) -> tuple[Digest, EmailMessage] | None:
+    """The next email ``recipient`` will get (whatever its due time), rendered, nothing claimed."""
+    due = notifications.pending(
+        client, names.notifications, due_by=None, now=now, ignore_backoff=True,
+        recipient=normalize_recipient(recipient),
+    )  # fmt: skip
+    due = [note for note in due if _still_subscribed(note, rules)]
+    if not due:
+        return None
+    group = _groups(due)[0]
+    digest = build_digest(client, names.articles, rules, group)
+    return digest, render_message(digest, now, "preview")

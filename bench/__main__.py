@@ -1,0 +1,466 @@
+"""``python -m bench all``: where a crawl's time and memory go, and each performance goal's ratio.
+
+    python -m bench all [--quick] [--articles N] [--memory 1000,10000] [--sample K]
+    python -m bench profile [--articles N]
+
+In:  a local Elasticsearch (``VEILLE_ES_URL``, else ``scripts/es-local start``); nothing else.
+Out: a table on stdout (and ``--json PATH``):
+
+- per stage, seconds per article (``bench.stages``: each stage alone on ``--sample`` articles);
+- the end-to-end crawl: a real ``veille crawl --all`` subprocess over ``--articles`` synthetic
+  articles (``bench.corpus``) served by ``bench.server`` on 127.0.0.1, translation off
+  (``VEILLE_TRANSLATION=false``), AutoThrottle and download delay off, loopback allowed; its
+  articles/s is article pages fetched over the crawl's own elapsed time (Scrapy's
+  ``elapsed_time_seconds``), its peak RSS the largest sum over the crawl's process tree;
+- the baselines measured in the same run: a bare trafilatura loop over the same pages with as many
+  processes as the crawl extracts with, and a bare ``helpers.bulk`` of the same documents;
+- the goals as ratios: crawl vs bare extraction (≥ 0.8), index stage vs bare bulk (≥ 0.8), peak
+  RSS of the largest ``--memory`` crawl vs the smallest (≤ 1.5);
+- the other benchmarks' figures (``bench/translate.py``, ``bench/dedup.py``,
+  ``bench/alerts.py``) when those modules exist, else a line saying the figure is missing.
+
+``profile`` writes py-spy summaries to ``bench/profiles/`` (see ``bench/profile.py``): a crawl
+(``crawl.txt``: reactor thread, worker threads, extraction processes) and the stages alone
+(``stages.txt``).
+``--quick`` (600 articles, memory 150 vs 600, smaller samples) runs in under two minutes.
+Every index the bench creates has a ``bench-<random>`` prefix and is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+import yaml
+
+from bench.corpus import build_corpus
+from bench.profile import spy, write_summary
+from bench.server import CorpusServer
+from bench.stages import bare_extraction
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ROOT / "bench" / "profiles"
+STAGE_ORDER = ["fetch", "extract", "normalize", "language", "relevance", "dedupe", "translate"]
+# Other developers' benchmarks: module, what it measures, its arguments for --quick.
+OTHER_BENCHES = {
+    "translate": (
+        "translation (bench/translate.py)",
+        ["--sentences", "200", "--intra-threads", "1"],
+    ),
+    "dedup": (
+        "dedupe and clusters (bench/dedup.py)",
+        ["--sizes", "1000,5000", "--queries", "50", "--pairwise-queries", "5"],
+    ),
+    "alerts": ("alert matching (bench/alerts.py)", ["--articles", "100", "--repeat", "1"]),
+}
+
+
+def es_url() -> str:
+    if os.environ.get("VEILLE_ES_URL"):
+        return os.environ["VEILLE_ES_URL"]
+    started = subprocess.run(
+        [str(ROOT / "scripts" / "es-local"), "start"],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    return started.stdout.strip().splitlines()[-1]
+
+
+def es_process(url: str) -> psutil.Process | None:
+    """The local Elasticsearch process listening on ``url``'s port (for its CPU time)."""
+    port = urlsplit(url).port
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+            return psutil.Process(connection.pid) if connection.pid else None
+    return None
+
+
+def cpu_seconds(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def write_config(folder: Path, count: int, seed: int, base_url: str) -> Path:
+    """A config folder: one feed source per synthetic outlet, the shipped topic files."""
+    corpus = build_corpus(count, seed, base_url)
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = {"sources": corpus.sources(base_url)}
+    (folder / "sources.yaml").write_text(yaml.safe_dump(sources), encoding="utf-8")
+    shutil.copytree(ROOT / "config" / "topics", folder / "topics", dirs_exist_ok=True)
+    return folder
+
+
+def bench_env(url: str, prefix: str, config: Path, data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEILLE_")}
+    env.update(
+        VEILLE_ES_URL=url,
+        VEILLE_INDEX_PREFIX=prefix,
+        VEILLE_CONFIG=str(config),
+        VEILLE_DATA_DIR=str(data),
+        VEILLE_TRANSLATION="false",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def crawl_options(stats_file: Path, extra: list[str]) -> list[str]:
+    from crawler import settings
+
+    sets = [
+        "AUTOTHROTTLE_ENABLED=false",
+        "DOWNLOAD_DELAY=0",
+        # Every outlet is on 127.0.0.1, which Scrapy counts as one site.
+        "CONCURRENT_REQUESTS_PER_DOMAIN=16",
+        f"VEILLE_STATS_FILE={stats_file}",
+    ]
+    if hasattr(settings, "VEILLE_ALLOWED_NETWORKS"):
+        sets.append("VEILLE_ALLOWED_NETWORKS=127.0.0.1/32")
+    options = []
+    for value in [*sets, *extra]:
+        options += ["--set", value]
+    return options
+
+
+class PeakRss:
+    """The largest RSS sum of a process and all its descendants, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                tree = [self.process, *self.process.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for process in tree:
+                try:
+                    total += process.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+@dataclass
+class CrawlRun:
+    articles: int
+    seconds: float
+    wall_seconds: float
+    peak_rss: int
+    cpu_seconds: float = 0.0
+    es_cpu_seconds: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return int(self.stats.get("veille/pages_fetched", 0))
+
+    @property
+    def per_second(self) -> float:
+        return self.pages / self.seconds
+
+    @property
+    def cpu_ms_per_article(self) -> float:
+        """CPU time of the crawl's processes and of Elasticsearch, per article page."""
+        return 1000 * (self.cpu_seconds + self.es_cpu_seconds) / max(self.pages, 1)
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    from veille.config import Environment
+    from veille.es import delete_indices, make_client
+
+    client = make_client(Environment(es_url=url, index_prefix=prefix))
+    try:
+        delete_indices(client, prefix)
+    finally:
+        client.close()
+
+
+def run_crawl(
+    count: int, seed: int, url: str, work: Path, extra: list[str], profile: Path | None = None
+) -> CrawlRun:
+    """A real ``veille crawl --all`` over ``count`` served articles, in a subprocess."""
+    prefix = f"bench-{uuid.uuid4().hex[:10]}"
+    folder = work / prefix
+    stats_file = folder / "stats.json"
+    with CorpusServer(count, seed) as server:
+        config = write_config(folder / "config", count, seed, server.base_url)
+        env = bench_env(url, prefix, config, folder / "data")
+        command = [sys.executable, "-m", "veille.cli", "crawl", "--all", "--json"]
+        command += crawl_options(stats_file, extra)
+        if profile is not None:
+            command = [*spy(folder / "crawl.raw"), *command]
+        elasticsearch = es_process(url)
+        start = time.perf_counter()
+        cpu_start, es_start = children_cpu(), cpu_seconds(elasticsearch)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        peak = PeakRss(process.pid)
+        out, err = process.communicate(timeout=3600)
+        wall = time.perf_counter() - start
+        cpu, es_cpu = children_cpu() - cpu_start, cpu_seconds(elasticsearch) - es_start
+        rss = peak.stop()
+    try:
+        if process.returncode != 0:
+            raise RuntimeError(f"veille crawl failed ({process.returncode}):\n{out}\n{err[-3000:]}")
+        stats = json.loads(stats_file.read_text(encoding="utf-8"))
+        if profile is not None:
+            title = f"veille crawl --all of {count} synthetic articles (python -m bench profile)"
+            write_summary(folder / "crawl.raw", profile, title)
+    finally:
+        delete_prefix(url, prefix)
+    return CrawlRun(count, float(stats["elapsed_time_seconds"]), wall, rss, cpu, es_cpu, stats)
+
+
+def stage_times(
+    count: int,
+    seed: int,
+    url: str,
+    work: Path,
+    sample: int,
+    index_docs: int,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    prefix = f"bench-{uuid.uuid4().hex[:10]}"
+    folder = work / prefix
+    out = folder / "stages.json"
+    with CorpusServer(count, seed) as server:
+        config = write_config(folder / "config", count, seed, server.base_url)
+        env = bench_env(url, prefix, config, folder / "data")
+        command = [
+            sys.executable, "-m", "bench.stages", "--base-url", server.base_url,
+            "--count", str(count), "--seed", str(seed), "--sample", str(sample),
+            "--index-docs", str(index_docs), "--prefix", prefix, "--out", str(out),
+        ]  # fmt: skip
+        elasticsearch = es_process(url)
+        if elasticsearch is not None:
+            command += ["--es-pid", str(elasticsearch.pid)]
+        if profile is not None:
+            command = [*spy(folder / "stages.raw"), *command]
+        try:
+            subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=1800)
+        finally:
+            delete_prefix(url, prefix)
+    if profile is not None:
+        title = f"each stage alone on {sample} articles, index goal on {index_docs} documents"
+        write_summary(folder / "stages.raw", profile, f"python -m bench.stages: {title}")
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def other_benches(quick: bool) -> dict[str, str]:
+    """Output of each other developer's benchmark module, or why it is missing."""
+    figures = {}
+    for module, (label, quick_args) in OTHER_BENCHES.items():
+        if not (ROOT / "bench" / f"{module}.py").exists():
+            figures[label] = f"missing: bench/{module}.py does not exist yet"
+            continue
+        command = [sys.executable, "-m", f"bench.{module}", *(quick_args if quick else [])]
+        try:
+            done = subprocess.run(
+                command, cwd=ROOT, capture_output=True, text=True, timeout=300 if quick else 1800
+            )
+        except subprocess.TimeoutExpired as exc:
+            figures[label] = f"missing: {' '.join(command[1:])} ran past {exc.timeout:.0f} s"
+            continue
+        if done.returncode != 0:
+            figures[label] = f"failed ({done.returncode}): {done.stderr.strip()[-500:]}"
+        else:
+            figures[label] = f"$ python {' '.join(command[1:])}\n{done.stdout.strip()}"
+    return figures
+
+
+def mib(value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    crawl, bare, goal = report["crawl"], report["bare_extraction"], report["index_goal"]
+    print(f"\nVeille benchmark: {report['machine']}")
+    print(f"corpus: {crawl['articles']} synthetic articles (fr/en/es, about half on topic)\n")
+    print(f"{'stage (alone, one at a time)':30} {'articles':>8} {'passed':>7} {'ms/article':>11}")
+    for row in report["stages"]:
+        per = 1000 * row["seconds"] / max(row["entered"], 1)
+        print(f"{row['stage']:30} {row['entered']:8d} {row['passed']:7d} {per:11.2f}")
+    print(
+        f"\nend-to-end crawl: {crawl['per_second']:.1f} articles/s, "
+        f"{crawl['cpu_ms_per_article']:.1f} CPU ms/article "
+        f"({crawl['pages']} pages in {crawl['seconds']:.1f} s, wall {crawl['wall_seconds']:.1f} s;"
+        f" indexed {crawl['indexed']}; {crawl['processes']} extraction processes)"
+    )
+    print(
+        f"bare trafilatura loop: {bare['per_second']:.1f} articles/s, "
+        f"{bare['cpu_ms_per_article']:.1f} CPU ms/article "
+        f"({bare['pages']} pages in {bare['seconds']:.1f} s, {bare['processes']} processes)"
+    )
+    print(
+        f"index stage: {goal['stage_docs_per_s']:.0f} docs/s, "
+        f"{goal['stage_cpu_ms_per_doc']:.2f} CPU ms/doc; bare helpers.bulk: "
+        f"{goal['bulk_docs_per_s']:.0f} docs/s, {goal['bulk_cpu_ms_per_doc']:.2f} CPU ms/doc "
+        f"({goal['docs']} documents; CPU includes Elasticsearch's)"
+    )
+    for size, run in sorted(report["memory"].items(), key=lambda kv: int(kv[0])):
+        print(
+            f"peak RSS, crawl of {size} articles: {mib(run['peak_rss'])} "
+            f"({run['per_second']:.1f} articles/s)"
+        )
+    print(f"\n{'goal':52} {'target':>7} {'wall':>6} {'CPU':>6}  met (wall)")
+    for name, target, wall, cpu, met in report["goals"]:
+        cpu_text = f"{cpu:6.2f}" if cpu is not None else "     -"
+        print(f"{name:52} {target:>7} {wall:6.2f} {cpu_text}  {'yes' if met else 'NO'}")
+    print(
+        "wall: the rates as measured; CPU: the same ratio from CPU time per article or document "
+        "(crawl processes plus Elasticsearch), steadier when other work shares the machine"
+    )
+    for label, text in report["others"].items():
+        print(f"\n== {label}\n{text}")
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    url = es_url()
+    extra = list(args.set or [])
+    from veille.crawl import crawl_settings
+
+    processes = crawl_settings(dict(s.split("=", 1) for s in extra)).getint(
+        "VEILLE_EXTRACT_PROCESSES", os.cpu_count() or 1
+    )
+    with tempfile.TemporaryDirectory(prefix="veille-bench-") as tmp:
+        work = Path(tmp)
+        print(f"crawl of {args.articles} articles …", file=sys.stderr)
+        crawl = run_crawl(args.articles, args.seed, url, work, extra)
+        print("bare extraction loop …", file=sys.stderr)
+        extracted, bare_seconds, bare_cpu = bare_extraction(
+            args.articles, args.seed, max(processes, 1)
+        )
+        print("stages alone …", file=sys.stderr)
+        stages = stage_times(args.articles, args.seed, url, work, args.sample, args.index_docs)
+        memory: dict[str, CrawlRun] = {}
+        for size in args.memory:
+            if size == args.articles:
+                memory[str(size)] = crawl
+                continue
+            print(f"crawl of {size} articles (memory) …", file=sys.stderr)
+            memory[str(size)] = run_crawl(size, args.seed, url, work, extra)
+    print("other benchmarks …", file=sys.stderr)
+    others = other_benches(args.quick)
+
+    bare_rate = extracted / bare_seconds
+    bare_cpu_ms = 1000 * bare_cpu / extracted
+    goal = stages["index_goal"]
+    small, large = min(args.memory), max(args.memory)
+    rss_ratio = memory[str(large)].peak_rss / memory[str(small)].peak_rss
+    crawl_ratio = crawl.per_second / bare_rate
+    crawl_cpu_ratio = bare_cpu_ms / crawl.cpu_ms_per_article
+    index_ratio = goal["stage_docs_per_s"] / goal["bulk_docs_per_s"]
+    index_cpu_ratio = goal["bulk_cpu_ms_per_doc"] / goal["stage_cpu_ms_per_doc"]
+    return {
+        "machine": f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
+        "crawl": {
+            "articles": args.articles,
+            "pages": crawl.pages,
+            "seconds": crawl.seconds,
+            "wall_seconds": crawl.wall_seconds,
+            "per_second": crawl.per_second,
+            "cpu_ms_per_article": crawl.cpu_ms_per_article,
+            "es_cpu_seconds": crawl.es_cpu_seconds,
+            "indexed": int(crawl.stats.get("veille/indexed", 0)),
+            "peak_rss": crawl.peak_rss,
+            "processes": processes,
+            "stats": crawl.stats,
+        },
+        "bare_extraction": {
+            "pages": extracted,
+            "seconds": bare_seconds,
+            "per_second": bare_rate,
+            "cpu_ms_per_article": bare_cpu_ms,
+            "processes": max(processes, 1),
+        },
+        "stages": stages["stages"],
+        "index_goal": goal,
+        "memory": {
+            size: {"peak_rss": run.peak_rss, "per_second": run.per_second}
+            for size, run in memory.items()
+        },
+        "goals": [
+            (f"crawl of {args.articles} vs bare extraction, articles/s", ">= 0.80",
+             crawl_ratio, crawl_cpu_ratio, crawl_ratio >= 0.8),
+            ("index stage vs bare helpers.bulk, docs/s", ">= 0.80",
+             index_ratio, index_cpu_ratio, index_ratio >= 0.8),
+            (f"peak RSS, crawl of {large} vs {small} articles", "<= 1.50",
+             rss_ratio, None, rss_ratio <= 1.5),
+        ],
+        "others": others,
+    }  # fmt: skip
+
+
+def run_profile(args: argparse.Namespace) -> None:
+    """py-spy summaries of a crawl and of the stages alone, in bench/profiles/."""
+    url = es_url()
+    with tempfile.TemporaryDirectory(prefix="veille-bench-") as tmp:
+        work = Path(tmp)
+        crawl = PROFILES / "crawl.txt"
+        run = run_crawl(args.articles, args.seed, url, work, list(args.set or []), crawl)
+        print(f"{crawl}: {run.pages} pages at {run.per_second:.1f} articles/s (under py-spy)")
+        stages = PROFILES / "stages.txt"
+        stage_times(args.articles, args.seed, url, work, args.sample, args.index_docs, stages)
+        print(f"{stages}: {args.sample} articles per stage")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["all", "profile"])
+    parser.add_argument("--quick", action="store_true", help="small sizes: under two minutes")
+    parser.add_argument("--articles", type=int, help="articles in the timed crawl (2000)")
+    parser.add_argument("--memory", help="crawl sizes compared for memory (1000,10000)")
+    parser.add_argument("--sample", type=int, help="articles per stage timing (300)")
+    parser.add_argument("--index-docs", type=int, help="documents for the index goal (2000)")
+    parser.add_argument("--seed", type=int, default=2022)
+    parser.add_argument("--set", action="append", help="Scrapy setting for the crawls: NAME=VALUE")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    args.articles = args.articles or (600 if args.quick else 2000)
+    memory = args.memory or ("150,600" if args.quick else "1000,10000")
+    args.memory = [int(n) for n in memory.split(",")]
+    args.sample = args.sample or (120 if args.quick else 300)
+    args.index_docs = args.index_docs or (1000 if args.quick else 2000)
+    if args.command == "profile":
+        run_profile(args)
+        return
+    report = run_all(args)
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""docker-compose.yml, .env.example and the Dockerfile agree, and Compose itself accepts them.
+
+No Docker engine runs here. Debian's ``docker-compose`` (a real Compose implementation) resolves
+and validates the file without one (``docker-compose config``); ``scripts/test`` installs it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.runner import ROOT, clean_env
+
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "Dockerfile"
+# ${NAME}, ${NAME:-default}, ${NAME:?error}; not $${NAME}, which Compose leaves to the container.
+COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def documented_variables() -> dict[str, str]:
+    """Each ``NAME=value`` line of .env.example and the comment lines just above it."""
+    documented, comment = {}, []
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            comment.append(line.lstrip("# "))
+        elif "=" in line:
+            name = line.split("=", 1)[0].strip()
+            documented[name] = " ".join(comment).strip()
+        else:
+            comment = []
+    return documented
+
+
+def compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config`` with ``env_file`` alone (this shell's own values left out)."""
+    compose = shutil.which("docker-compose")
+    assert compose, "docker-compose is missing: apt-get install -y docker-compose (scripts/test)"
+    return subprocess.run(
+        [compose, "--project-directory", str(ROOT), "-f", str(COMPOSE),
+         "--env-file", str(env_file), "config"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={k: v for k, v in clean_env().items() if k not in documented_variables()},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def user_env_file(tmp_path: Path) -> Path:
+    """What a user writes: .env.example with the two passwords set."""
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    text = text.replace("\nELASTIC_PASSWORD=\n", "\nELASTIC_PASSWORD=elastic-pw-123\n")
+    text = text.replace("\nKIBANA_SYSTEM_PASSWORD=\n", "\nKIBANA_SYSTEM_PASSWORD=kibana-pw-456\n")
+    path = tmp_path / ".env"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_variable_the_compose_file_uses_is_documented_in_env_example():
+    used = set(COMPOSE_VARIABLE.findall(COMPOSE.read_text(encoding="utf-8")))
+    documented = documented_variables()
+
+    assert used, "the compose file reads no variable: the pattern is wrong"
+    assert sorted(used - documented.keys()) == []
+    assert sorted(name for name in used if not documented[name]) == [], "no comment above"
+    assert sorted(documented.keys() - used) == [], "documented but not used by the compose file"
+
+
+def test_no_secret_is_committed_in_env_example():
+    documented = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert documented["ELASTIC_PASSWORD"] == ""
+    assert documented["KIBANA_SYSTEM_PASSWORD"] == ""
+    assert documented["VEILLE_SMTP_PASSWORD"] == ""
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert ".env" in ignored, "the build context must not carry the local secrets"
+
+
+def test_compose_file_validates_with_docker_compose(user_env_file):
+    result = compose_config(user_env_file)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    services = config["services"]
+
+    core = {"elasticsearch", "kibana", "mailpit", "setup", "scheduler"}
+    distributed = {
+        name for name, svc in services.items() if "distributed" in svc.get("profiles", [])
+    }
+    assert set(services) - distributed == core, "plain `docker compose up -d` starts these"
+    assert distributed == {"redis", "worker"}, "--profile distributed adds Redis and workers"
+    es, kibana = services["elasticsearch"], services["kibana"]
+    es_version = es["image"].rsplit(":", 1)[1]
+    assert re.fullmatch(r"8\.\d+\.\d+", es_version), es["image"]
+    assert kibana["image"] == f"docker.elastic.co/kibana/kibana:{es_version}"
+    assert re.fullmatch(r"axllent/mailpit:v\d+\.\d+\.\d+", services["mailpit"]["image"])
+
+    assert es["environment"]["xpack.security.enabled"] == "true"
+    assert es["environment"]["ELASTIC_PASSWORD"] == "elastic-pw-123"
+    assert kibana["environment"]["ELASTICSEARCH_USERNAME"] == "kibana_system"
+    assert kibana["environment"]["ELASTICSEARCH_PASSWORD"] == "kibana-pw-456"
+    setup = services["setup"]
+    assert setup["environment"]["VEILLE_KIBANA_SYSTEM_PASSWORD"] == "kibana-pw-456"
+    assert setup["command"] == ["veille", "setup", "--kibana"]
+    assert setup["depends_on"]["elasticsearch"]["condition"] == "service_healthy"
+    assert setup["restart"] == "no"
+
+    scheduler = services["scheduler"]
+    assert scheduler["command"] == ["veille", "schedule"]
+    assert scheduler["restart"] == "unless-stopped"
+    assert scheduler["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert scheduler["environment"]["VEILLE_SMTP_HOST"] == "mailpit"
+    assert "veille-data:/app/data:rw" in scheduler["volumes"]
+
+    for name in ("elasticsearch", "kibana", "mailpit"):
+        assert services[name]["healthcheck"]["test"], f"{name} has no health check"
+    assert "esdata:/usr/share/elasticsearch/data:rw" in es["volumes"]
+    assert set(config["volumes"]) == {"esdata", "kibanadata", "veille-data"}
+    for service in services.values():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{port} is published beyond this machine"
+
+
+def test_compose_refuses_to_start_without_the_passwords():
+    result = compose_config(ENV_EXAMPLE)
+
+    assert result.returncode != 0
+    assert "set ELASTIC_PASSWORD in .env" in result.stderr
+
+
+def test_build_arguments_of_the_compose_file_are_declared_by_the_dockerfile():
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    declared = set(re.findall(r"^ARG (\w+)", DOCKERFILE.read_text(encoding="utf-8"), re.M))
+
+    passed = set(compose["x-veille"]["build"]["args"])
+
+    assert passed and passed <= declared

@@ -1,0 +1,108 @@
+"""The speed-ups change nothing a user sees: same languages, same stems, same indexed articles."""
+
+from __future__ import annotations
+
+import glob
+import json
+
+import lxml.html
+import pytest
+from langdetect import detect_langs
+
+from bench.corpus import build_corpus
+from crawler.extraction import NotAnArticle, extract_article
+from pipelines.language import detect_language
+from tests.support.runner import FAST_CRAWL, SITES, clean_env, run_veille, write_config
+from veille.es import IndexNames
+from veille.textmatch import STEMMER_NAMES, _stemmer, fold, stems
+
+
+def _fixture_articles() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted(glob.glob(str(SITES / "*" / "**" / "*.html"), recursive=True)):
+        with open(path, "rb") as page:
+            result = extract_article(page.read(), f"http://127.0.0.1/{path}")
+        if not isinstance(result, NotAnArticle):
+            found.append((result.title, result.text))
+    return found
+
+
+def test_fast_language_detection_gives_langdetect_own_answers():
+    articles = _fixture_articles()
+    articles += [("Breve", "Le commissariat chinois de Montréal a fermé."), ("x", "the")]
+    assert len(articles) > 10
+    for sample in (40, 600, 2000):
+        for title, text in articles:
+            expected = detect_langs(f"{title}\n{text[:sample]}")[0]
+            assert detect_language(title, text, sample) == (
+                expected.lang,
+                round(expected.prob, 4),
+            )
+
+
+def test_cached_stems_are_the_snowball_stems():
+    text = "Les commissariats chinois ouverts à Montréal; las comisarías; police stations"
+    for language, name in STEMMER_NAMES.items():
+        words_only = [w.strip(";") for w in text.casefold().split()]
+        expected = [fold(s) for s in _stemmer(language).stemWords(words_only)]
+        assert stems(text, language) == expected, name
+        assert stems(text, language) == expected  # second time from the cache
+
+
+def test_synthetic_corpus_is_news_sized_deterministic_and_in_three_languages():
+    corpus = build_corpus(60, seed=7, base_url="http://127.0.0.1:9")
+    again = build_corpus(60, seed=7, base_url="http://127.0.0.1:9")
+    assert corpus.pages == again.pages
+    for spec, (path, html) in zip(corpus.articles, corpus.article_pages(), strict=True):
+        assert 30_000 <= len(html) <= 90_000, path
+        assert lxml.html.fromstring(html).get("lang") == spec.language
+        result = extract_article(html, "http://127.0.0.1:9" + path)
+        assert not isinstance(result, NotAnArticle), path
+        assert result.title == spec.title
+        assert 400 <= result.word_count <= 1000
+        assert detect_language(result.title, result.text)[0] == spec.language
+    assert {spec.language for spec in corpus.articles} == {"fr", "en", "es"}
+    assert 0.3 < sum(spec.on_topic for spec in corpus.articles) / 60 < 0.7
+
+
+@pytest.mark.slow
+def test_extraction_in_worker_processes_indexes_what_in_process_extraction_indexes(
+    sites, es_url, tmp_path
+):
+    from veille.config import Environment
+    from veille.es import delete_indices, make_client
+
+    indexed = {}
+    for processes in ("0", "2"):
+        prefix = f"vt-perf-{processes}-{tmp_path.name[-8:]}".lower()
+        env = clean_env(
+            VEILLE_ES_URL=es_url,
+            VEILLE_INDEX_PREFIX=prefix,
+            VEILLE_DATA_DIR=str(tmp_path / processes / "data"),
+            VEILLE_CONFIG=str(write_config(tmp_path / processes / "config", sites)),
+            VEILLE_TRANSLATION="false",
+        )
+        client = make_client(Environment(es_url=es_url, index_prefix=prefix))
+        try:
+            done = run_veille(
+                "crawl", "--all", "--json", *FAST_CRAWL,
+                "--set", f"VEILLE_EXTRACT_PROCESSES={processes}", env=env,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            summary = json.loads(done.stdout)[0]
+            index = IndexNames(prefix).articles
+            client.indices.refresh(index=index)
+            hits = client.search(index=index, size=500, query={"match_all": {}})["hits"]["hits"]
+            indexed[processes] = {
+                hit["_source"]["canonical_url"]: (
+                    hit["_source"]["title"],
+                    hit["_source"]["text"],
+                    hit["_source"]["language"],
+                )
+                for hit in hits
+            }
+            assert summary["extracted"] > 0 and summary["indexed"] == len(hits)
+        finally:
+            delete_indices(client, prefix)
+            client.close()
+    assert indexed["0"] and indexed["0"] == indexed["2"]

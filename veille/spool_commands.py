@@ -1,0 +1,115 @@
+"""``veille spool list`` and ``veille spool replay``: the articles waiting on disk.
+
+In:  the data folder (``VEILLE_DATA_DIR``) and, for ``replay``, a reachable Elasticsearch.
+Out: ``list`` prints the spool files waiting for replay (documents, size, whether a running
+     crawl still writes them) and the dead letters (time, URL, reason); ``replay`` sends the
+     waiting files to the articles index in order and prints what it did. ``--json`` for
+     scripts. Exit status: ``replay`` exits 1 when documents are still waiting afterwards
+     (Elasticsearch failed during the replay) and 3 when Elasticsearch cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from types import ModuleType
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+app = typer.Typer(help="The on-disk spool of articles waiting for Elasticsearch.")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _cli() -> ModuleType:
+    """:mod:`veille.cli` and its shared helpers (imported late: it registers this module)."""
+    from veille import cli
+
+    return cli
+
+
+@app.command("list")
+def list_command(as_json: JsonOption = False) -> None:
+    """List the spool files waiting for replay and the dead letters with their reasons."""
+    from veille.spool import dead_letters, describe_pending
+
+    cli = _cli()
+    env = cli._env()
+    files = describe_pending(env.data_dir)
+    letters = dead_letters(env.data_dir)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "pending": [
+                        {**asdict(f), "path": str(f.path), "modified_at": f.modified_at.isoformat()}
+                        for f in files
+                    ],
+                    "dead_letters": [asdict(letter) for letter in letters],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    if files:
+        table = Table(title=f"{sum(f.documents for f in files)} articles waiting for replay")
+        for column in ("file", "articles", "bytes", "written", "state"):
+            table.add_column(column)
+        for f in files:
+            table.add_row(
+                f.path.name,
+                str(f.documents),
+                str(f.bytes),
+                f.modified_at.isoformat(timespec="seconds"),
+                "crawl running" if f.in_use else "waiting",
+            )
+        cli.out.print(table)
+    else:
+        cli.out.print(f"no article waiting in {env.data_dir / 'spool'}")
+    if letters:
+        table = Table(title=f"{len(letters)} dead letters (refused by Elasticsearch)")
+        for column in ("at", "url", "reason"):
+            table.add_column(column, overflow="fold")
+        for letter in letters:
+            table.add_row(letter.at[:19], escape(letter.url), escape(letter.reason))
+        cli.out.print(table)
+    else:
+        cli.out.print("no dead letter")
+
+
+@app.command("replay")
+def replay_command(as_json: JsonOption = False) -> None:
+    """Send the waiting articles to Elasticsearch, oldest first."""
+    from veille.es import IndexNames, setup_indices
+    from veille.spool import replay
+
+    cli = _cli()
+    env = cli._env()
+    client = cli._client(env)
+    index = IndexNames(env.index_prefix).articles
+    if not client.indices.exists_alias(name=index):
+        setup_indices(client, env.index_prefix)
+    report = replay(client, index, env.data_dir)
+    client.close()
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    elif report.busy:
+        cli.err.print("another replay is running; nothing done")
+    else:
+        cli.out.print(
+            f"replayed: {report.indexed} indexed, {report.already_present} already present, "
+            f"{report.dead_letter + report.unreadable} dead letters, "
+            f"{report.remaining} still waiting"
+            + (
+                f", {report.files_in_use} files left to running crawls"
+                if report.files_in_use
+                else ""
+            )
+        )
+    if report.remaining:
+        cli.err.print(f"[bold red]error:[/] replay stopped: {escape(report.error or '')}")
+        raise typer.Exit(1)
