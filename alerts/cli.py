@@ -24,14 +24,14 @@ from alerts.digest import MARK_END, MARK_START
 from alerts.rules import AlertRule, RuleSet, load_rules
 from alerts.run import ensure_indices, run_alerts
 from veille.article import utcnow
+from veille.cli_support import client_or_exit, config_or_exit, env_or_exit, err, fail, out
 
 app = typer.Typer(help="Keyword email alerts (rules in config/alerts.yaml).", no_args_is_help=True)
 
 
 def _rules() -> RuleSet:
-    from veille.cli import _config
 
-    config = _config()
+    config = config_or_exit()
     return load_rules(config.directory, [source.name for source in config.sources])
 
 
@@ -63,7 +63,6 @@ def list_rules(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the enabled alert rules (validates alerts.yaml)."""
-    from veille.cli import out
 
     rules = _rules()
     if as_json:
@@ -91,7 +90,6 @@ def test_rule(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show which indexed articles RULE matches (newest first), with the matched terms."""
-    from veille.cli import _client, _env, err, fail, out
     from veille.search import parse_since
 
     rule = _rules().require(rule_name)
@@ -99,8 +97,8 @@ def test_rule(
         since_at = parse_since(since) if since else None
     except ValueError as exc:
         fail(str(exc), 2)
-    env = _env()
-    client = _client(env)
+    env = env_or_exit()
+    client = client_or_exit(env)
     names = ensure_indices(client, env.index_prefix)
     query = rule.search_query()
     if since_at:
@@ -176,11 +174,10 @@ def preview(
     """Render the next email RECIPIENT will get to a file (matches new articles, sends nothing)."""
     from alerts.matching import match_new_articles
     from alerts.percolator import sync_rules
-    from veille.cli import _client, _env, fail, out
 
     rules = _rules()
-    env = _env()
-    client = _client(env)
+    env = env_or_exit()
+    client = client_or_exit(env)
     now = utcnow()
     names = ensure_indices(client, env.index_prefix)
     sync_rules(client, names.alerts, rules, now)
@@ -207,11 +204,10 @@ def send(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Sync the rules, match new articles, send every due email (what the scheduler runs)."""
-    from veille.cli import _client, _env, err, out
 
     rules = _rules()
-    env = _env()
-    client = _client(env)
+    env = env_or_exit()
+    client = client_or_exit(env)
     report = run_alerts(client, env.index_prefix, rules, utcnow(), retry_now=retry_now)
     if as_json:
         print(json.dumps(asdict(report), indent=2, default=str))

@@ -22,7 +22,8 @@ Out: a table on stdout (and ``--json PATH``):
 ``profile`` writes py-spy summaries to ``bench/profiles/`` (see ``bench/profile.py``): a crawl
 (``crawl.txt``: reactor thread, worker threads, extraction processes) and the stages alone
 (``stages.txt``).
-``--quick`` (600 articles, memory 150 vs 600, smaller samples) runs in under two minutes.
+``--quick`` (400 articles, memory 100 vs 400, smaller samples, two index rounds, the other
+benchmarks not run but named) runs in under two minutes on an idle 2-core machine.
 Every index the bench creates has a ``bench-<random>`` prefix and is deleted at the end.
 """
 
@@ -54,18 +55,11 @@ from bench.stages import bare_extraction
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "bench" / "profiles"
-STAGE_ORDER = ["fetch", "extract", "normalize", "language", "relevance", "dedupe", "translate"]
-# Other developers' benchmarks: module, what it measures, its arguments for --quick.
+# Other developers' benchmarks, run with their defaults: module and what it measures.
 OTHER_BENCHES = {
-    "translate": (
-        "translation (bench/translate.py)",
-        ["--sentences", "200", "--intra-threads", "1"],
-    ),
-    "dedup": (
-        "dedupe and clusters (bench/dedup.py)",
-        ["--sizes", "1000,5000", "--queries", "50", "--pairwise-queries", "5"],
-    ),
-    "alerts": ("alert matching (bench/alerts.py)", ["--articles", "100", "--repeat", "1"]),
+    "translate": "translation (bench/translate.py)",
+    "dedup": "dedupe and clusters (bench/dedup.py)",
+    "alerts": "alert matching (bench/alerts.py)",
 }
 
 
@@ -250,6 +244,7 @@ def stage_times(
     work: Path,
     sample: int,
     index_docs: int,
+    rounds: int = 3,
     profile: Path | None = None,
 ) -> dict[str, Any]:
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
@@ -261,7 +256,8 @@ def stage_times(
         command = [
             sys.executable, "-m", "bench.stages", "--base-url", server.base_url,
             "--count", str(count), "--seed", str(seed), "--sample", str(sample),
-            "--index-docs", str(index_docs), "--prefix", prefix, "--out", str(out),
+            "--index-docs", str(index_docs), "--rounds", str(rounds),
+            "--prefix", prefix, "--out", str(out),
         ]  # fmt: skip
         elasticsearch = es_process(url)
         if elasticsearch is not None:
@@ -281,15 +277,16 @@ def stage_times(
 def other_benches(quick: bool) -> dict[str, str]:
     """Output of each other developer's benchmark module, or why it is missing."""
     figures = {}
-    for module, (label, quick_args) in OTHER_BENCHES.items():
+    for module, label in OTHER_BENCHES.items():
         if not (ROOT / "bench" / f"{module}.py").exists():
             figures[label] = f"missing: bench/{module}.py does not exist yet"
             continue
-        command = [sys.executable, "-m", f"bench.{module}", *(quick_args if quick else [])]
+        command = [sys.executable, "-m", f"bench.{module}"]
+        if quick:
+            figures[label] = f"not run with --quick: python {' '.join(command[1:])}"
+            continue
         try:
-            done = subprocess.run(
-                command, cwd=ROOT, capture_output=True, text=True, timeout=300 if quick else 1800
-            )
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
         except subprocess.TimeoutExpired as exc:
             figures[label] = f"missing: {' '.join(command[1:])} ran past {exc.timeout:.0f} s"
             continue
@@ -363,7 +360,9 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             args.articles, args.seed, max(processes, 1)
         )
         print("stages alone …", file=sys.stderr)
-        stages = stage_times(args.articles, args.seed, url, work, args.sample, args.index_docs)
+        stages = stage_times(
+            args.articles, args.seed, url, work, args.sample, args.index_docs, args.rounds
+        )
         memory: dict[str, CrawlRun] = {}
         for size in args.memory:
             if size == args.articles:
@@ -432,7 +431,9 @@ def run_profile(args: argparse.Namespace) -> None:
         run = run_crawl(args.articles, args.seed, url, work, list(args.set or []), crawl)
         print(f"{crawl}: {run.pages} pages at {run.per_second:.1f} articles/s (under py-spy)")
         stages = PROFILES / "stages.txt"
-        stage_times(args.articles, args.seed, url, work, args.sample, args.index_docs, stages)
+        stage_times(
+            args.articles, args.seed, url, work, args.sample, args.index_docs, profile=stages
+        )
         print(f"{stages}: {args.sample} articles per stage")
 
 
@@ -448,11 +449,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", help="Scrapy setting for the crawls: NAME=VALUE")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
-    args.articles = args.articles or (600 if args.quick else 2000)
-    memory = args.memory or ("150,600" if args.quick else "1000,10000")
+    args.articles = args.articles or (400 if args.quick else 2000)
+    memory = args.memory or ("100,400" if args.quick else "1000,10000")
     args.memory = [int(n) for n in memory.split(",")]
-    args.sample = args.sample or (120 if args.quick else 300)
-    args.index_docs = args.index_docs or (1000 if args.quick else 2000)
+    args.sample = args.sample or (80 if args.quick else 300)
+    args.index_docs = args.index_docs or (600 if args.quick else 2000)
+    args.rounds = 2 if args.quick else 3
     if args.command == "profile":
         run_profile(args)
         return

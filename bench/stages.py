@@ -22,8 +22,8 @@ trafilatura call over the same pages in a pool of processes, nothing else.
 - ``index_goal``: ``--index-docs`` documents (the sample's articles, repeated under new URLs
   to reach the count) sent through the index stage alone, and the same documents sent by a bare
   ``elasticsearch.helpers.bulk`` (``create``, same ids, default chunk size), each into fresh
-  indices made by ``veille.es.setup_indices``; best of three rounds each, alternating, after a
-  warm-up round. Each round also counts CPU seconds, this process's (every thread) plus the
+  indices made by ``veille.es.setup_indices``; best of ``--rounds`` rounds each, alternating,
+  after a warm-up round. Each round also counts CPU seconds, this process's (every thread) plus the
   Elasticsearch JVM's (``--es-pid``): on a shared machine wall-clock rates swing with the load,
   CPU per document much less.
 """
@@ -287,7 +287,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         flowing = run["passed"]
         if name == "language":
             after_language = copy.deepcopy(flowing)
-    goal = await index_goal(args.prefix, after_language, args.index_docs, args.es_pid)
+    goal = await index_goal(args.prefix, after_language, args.index_docs, args.es_pid, args.rounds)
     return {"stages": rows, "index_goal": goal}
 
 
@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--sample", type=int, default=300, help="articles timed per stage")
     parser.add_argument("--index-docs", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3, help="index goal rounds per side")
     parser.add_argument("--prefix", default=os.environ.get("VEILLE_INDEX_PREFIX", "bench"))
     parser.add_argument("--es-pid", type=int, help="Elasticsearch's process, for its CPU time")
     parser.add_argument("--out", type=Path, required=True)

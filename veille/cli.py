@@ -11,17 +11,28 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from elastic_transport import ConnectionError as ESConnectionError
-from elastic_transport import TransportError
 from elasticsearch import ApiError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from veille.config import ConfigError, Environment, load_config
+from alerts.cli import app as alerts_app
+from veille.cli_support import (
+    client_or_exit,
+    config_or_exit,
+    env_or_exit,
+    err,
+    fail,
+    out,
+    parse_overrides,
+    print_crawl_summary,
+)
+from veille.config import ConfigError
+from veille.schedule_commands import app as schedule_app
+from veille.spool_commands import app as spool_app
+from veille.worker_commands import app as worker_app
 
 app = typer.Typer(
     help="Veille: multilingual news monitoring (crawl, translate, index, alert).",
@@ -29,13 +40,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def fail(message: str, status: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(status)
+app.add_typer(schedule_app)
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(spool_app, name="spool")
+app.add_typer(worker_app)
 
 
 @app.callback()
@@ -49,35 +57,6 @@ def main_options(
         os.environ["VEILLE_CONFIG"] = str(config.resolve())
 
 
-def _config():
-    try:
-        return load_config()
-    except ConfigError as exc:
-        fail(f"invalid configuration: {exc}", 2)
-
-
-def _env() -> Environment:
-    try:
-        return Environment.from_env()
-    except ConfigError as exc:
-        fail(f"invalid environment: {exc}", 2)
-
-
-def _client(env: Environment):
-    from veille.es import make_client
-
-    client = make_client(env, max_retries=1)
-    try:
-        client.info()
-    except (ESConnectionError, TransportError, ApiError) as exc:
-        fail(
-            f"cannot reach Elasticsearch at {env.es_url} ({exc.__class__.__name__}). "
-            "Start one with `scripts/es-local start` and set VEILLE_ES_URL to the URL it prints.",
-            3,
-        )
-    return client
-
-
 @app.command()
 def setup(
     kibana: Annotated[
@@ -88,8 +67,8 @@ def setup(
     """Create or update the Elasticsearch index templates and aliases (idempotent)."""
     from veille.es import setup_indices
 
-    env = _env()
-    client = _client(env)
+    env = env_or_exit()
+    client = client_or_exit(env)
     done = setup_indices(client, env.index_prefix)
     for alias, action in done.items():
         out.print(f"{alias}: {action}")
@@ -111,7 +90,7 @@ def sources(
     ] = False,
 ) -> None:
     """List the configured sources (validates sources.yaml and the topic files)."""
-    config = _config()
+    config = config_or_exit()
     if check:
         from veille.source_check import run_check
 
@@ -137,16 +116,6 @@ def sources(
     out.print(f"topics: {', '.join(t.name for t in config.topics)}")
 
 
-def _overrides(pairs: list[str]) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            fail(f"--set {pair!r}: write NAME=VALUE, e.g. --set DOWNLOAD_DELAY=2", 2)
-        overrides[name] = value
-    return overrides
-
-
 @app.command()
 def crawl(
     source: Annotated[
@@ -164,8 +133,8 @@ def crawl(
 
     if (source is None) == (not all_sources):
         fail("name one SOURCE or pass --all", 2)
-    config = _config()
-    _env()
+    config = config_or_exit()
+    env_or_exit()
     try:
         chosen = (
             [s for s in config.sources if s.enabled]
@@ -176,7 +145,7 @@ def crawl(
         fail(str(exc), 2)
     if not chosen:
         fail(f"no enabled source in {config.directory / 'sources.yaml'}", 2)
-    overrides = _overrides(settings or [])
+    overrides = parse_overrides(settings or [])
     overrides.setdefault("LOG_LEVEL", "INFO" if verbose else "WARNING")
 
     from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -204,24 +173,9 @@ def crawl(
     if as_json:
         print(json.dumps(results, indent=2))
     else:
-        _print_summary(results)
+        print_crawl_summary(results)
     if any(r["finish_reason"] != "finished" for r in results):
         raise typer.Exit(1)
-
-
-def _print_summary(results: list[dict]) -> None:
-    for result in results:
-        table = Table(title=f"{result['spider']}: {', '.join(result['sources'])}")
-        table.add_column("")
-        table.add_column("count", justify="right")
-        for key in (
-            "responses", "feeds_read", "feeds_malformed", "feeds_failed",
-            "already_indexed_skipped", "extracted", "indexed", "spooled", "errors",
-        ):  # fmt: skip
-            table.add_row(key.replace("_", " "), str(result[key]))
-        for reason, count in sorted(result["dropped"].items()):
-            table.add_row(f"dropped: {reason}", str(count))
-        out.print(table)
 
 
 @app.command(name="search")
@@ -244,8 +198,8 @@ def search_command(
         since_at = parse_since(since) if since else None
     except ValueError as exc:
         fail(str(exc), 2)
-    env = _env()
-    client = _client(env)
+    env = env_or_exit()
+    client = client_or_exit(env)
     hits = search(
         client, IndexNames(env.index_prefix).articles, query,
         language=lang, since=since_at, source=source, limit=limit, collapse=collapse,
@@ -344,9 +298,9 @@ def translate(
 
     if not pending:
         fail("say what to translate: --pending", 2)
-    config = _config()
-    env = _env()
-    client = _client(env)
+    config = config_or_exit()
+    env = env_or_exit()
+    client = client_or_exit(env)
     index = IndexNames(env.index_prefix).articles
     settings = crawl_settings()
     engine = TranslationEngine(
@@ -366,20 +320,6 @@ def translate(
     )
     if report.failed:
         raise typer.Exit(1)
-
-
-from veille.schedule_commands import app as schedule_app  # noqa: E402 (it uses the helpers above)
-
-app.add_typer(schedule_app)
-from alerts.cli import app as alerts_app  # noqa: E402 (it uses the helpers above)
-
-app.add_typer(alerts_app, name="alerts")
-from veille.spool_commands import app as spool_app  # noqa: E402 (it uses the helpers above)
-
-app.add_typer(spool_app, name="spool")
-from veille.worker_commands import app as worker_app  # noqa: E402 (it uses the helpers above)
-
-app.add_typer(worker_app)
 
 
 def main() -> None:

@@ -2,19 +2,20 @@
 
 In:  command-line options (the shared ones, ``--config``, come from :mod:`veille.cli`).
 Out: the scheduler in the foreground, or tables (``--json`` for scripts) on stdout. Exit status
-     as in :mod:`veille.cli`; ``run-now`` exits 1 when the crawl did not succeed.
+     as in :mod:`veille.cli_support`; ``run-now`` exits 1 when the crawl did not succeed.
 """
 
 from __future__ import annotations
 
 import json
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from veille import cli_support as cli
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -31,18 +32,11 @@ STATUS_STYLE = {
 }
 
 
-def _cli() -> ModuleType:
-    """:mod:`veille.cli` and its shared helpers (imported late: it registers this module)."""
-    from veille import cli
-
-    return cli
-
-
-def _crawls_index(cli: ModuleType, env: Environment) -> tuple[Elasticsearch, str]:
+def _crawls_index(env: Environment) -> tuple[Elasticsearch, str]:
     """A reachable client and the crawls alias, created with the other indices if missing."""
     from veille.es import IndexNames, setup_indices
 
-    client = cli._client(env)
+    client = cli.client_or_exit(env)
     index = IndexNames(env.index_prefix).crawls
     if not client.indices.exists_alias(name=index):
         setup_indices(client, env.index_prefix)
@@ -63,11 +57,10 @@ def schedule(settings: SetOption = None) -> None:
     """
     from veille.scheduling import serve
 
-    cli = _cli()
-    config = cli._config()
-    env = cli._env()
-    _crawls_index(cli, env)
-    serve(config, env, cli._overrides(settings or []))
+    config = cli.config_or_exit()
+    env = cli.env_or_exit()
+    _crawls_index(env)
+    serve(config, env, cli.parse_overrides(settings or []))
 
 
 @app.command()
@@ -75,8 +68,7 @@ def jobs(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     """List the scheduled jobs and their next run time (UTC), from the scheduler's job store."""
     from veille.scheduling import jobstore_path, list_jobs
 
-    cli = _cli()
-    env = cli._env()
+    env = cli.env_or_exit()
     found = list_jobs(env)
     if found is None:
         cli.fail(
@@ -105,16 +97,15 @@ def run_now(
     from veille.health import record_run
     from veille.runs import CrawlNotStarted, RunSettings, run_crawl
 
-    cli = _cli()
-    config = cli._config()
-    env = cli._env()
+    config = cli.config_or_exit()
+    env = cli.env_or_exit()
     try:
         chosen = config.source(source)
     except ConfigError as exc:
         cli.fail(str(exc), 2)
-    overrides = cli._overrides(settings or [])
+    overrides = cli.parse_overrides(settings or [])
     run_settings = RunSettings.from_env()
-    client, index = _crawls_index(cli, env)
+    client, index = _crawls_index(env)
     try:
         run = run_crawl(config, chosen, env, run_settings, overrides, trigger="manual")
     except CrawlNotStarted as exc:
@@ -147,9 +138,8 @@ def runs_command(
     """Show the recorded crawl runs, newest first, with their stats and health flags."""
     from veille.runs import list_runs
 
-    cli = _cli()
-    env = cli._env()
-    client, index = _crawls_index(cli, env)
+    env = cli.env_or_exit()
+    client, index = _crawls_index(env)
     found = list_runs(client, index, source=source, failed_only=failed, limit=limit)
     if as_json:
         print(json.dumps(found, indent=2))

@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from types import ModuleType
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from veille import cli_support as cli
+
 app = typer.Typer(help="The on-disk spool of articles waiting for Elasticsearch.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _cli() -> ModuleType:
-    """:mod:`veille.cli` and its shared helpers (imported late: it registers this module)."""
-    from veille import cli
-
-    return cli
 
 
 @app.command("list")
@@ -36,8 +30,7 @@ def list_command(as_json: JsonOption = False) -> None:
     """List the spool files waiting for replay and the dead letters with their reasons."""
     from veille.spool import dead_letters, describe_pending
 
-    cli = _cli()
-    env = cli._env()
+    env = cli.env_or_exit()
     files = describe_pending(env.data_dir)
     letters = dead_letters(env.data_dir)
     if as_json:
@@ -87,9 +80,8 @@ def replay_command(as_json: JsonOption = False) -> None:
     from veille.es import IndexNames, setup_indices
     from veille.spool import replay
 
-    cli = _cli()
-    env = cli._env()
-    client = cli._client(env)
+    env = cli.env_or_exit()
+    client = cli.client_or_exit(env)
     index = IndexNames(env.index_prefix).articles
     if not client.indices.exists_alias(name=index):
         setup_indices(client, env.index_prefix)

@@ -4,30 +4,24 @@ In:  ``VEILLE_REDIS_URL`` (required: these commands exist for distributed mode),
      folder, the environment, command-line options (``--config`` comes from :mod:`veille.cli`).
 Out: a crawler worker in the foreground until SIGTERM or Ctrl-C (or ``--max-idle``), with its
      summary at the end; feed URLs queued for the workers; the queue's state as a table or JSON.
-     Exit status as in :mod:`veille.cli`; 3 also when Redis cannot be reached.
+     Exit status as in :mod:`veille.cli_support`; 3 also when Redis cannot be reached.
 """
 
 from __future__ import annotations
 
 import json
-from types import ModuleType
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from veille import cli_support as cli
+
 app = typer.Typer()
 
 
-def _cli() -> ModuleType:
-    """:mod:`veille.cli` and its shared helpers (imported late: it registers this module)."""
-    from veille import cli
-
-    return cli
-
-
-def _redis(cli: ModuleType):
+def _redis():
     """A reachable Redis client for ``VEILLE_REDIS_URL``, or exit with the reason."""
     import redis
 
@@ -68,16 +62,15 @@ def worker(
     """
     from veille.worker import run_worker
 
-    cli = _cli()
-    config = cli._config()
-    env = cli._env()
-    _redis(cli).close()
-    cli._client(env).close()
-    overrides = cli._overrides(settings or [])
+    config = cli.config_or_exit()
+    env = cli.env_or_exit()
+    _redis().close()
+    cli.client_or_exit(env).close()
+    overrides = cli.parse_overrides(settings or [])
     if max_idle:
         overrides["VEILLE_WORKER_MAX_IDLE"] = str(max_idle)
     summary = run_worker(config, overrides)
-    cli._print_summary([summary.as_dict()])
+    cli.print_crawl_summary([summary.as_dict()])
     if summary.finish_reason not in ("finished", "shutdown"):
         raise typer.Exit(1)
 
@@ -93,11 +86,10 @@ def push(
     from veille.config import ConfigError
     from veille.distributed import RedisKeys, push_sources
 
-    cli = _cli()
     if (source is None) == (not all_sources):
         cli.fail("name one SOURCE or pass --all", 2)
-    config = cli._config()
-    env = cli._env()
+    config = cli.config_or_exit()
+    env = cli.env_or_exit()
     try:
         chosen = (
             [s for s in config.sources if s.enabled and s.type == "feed"]
@@ -109,7 +101,7 @@ def push(
     wrong = [s.name for s in chosen if s.type != "feed"]
     if wrong:
         cli.fail(f"workers read feed sources only; not {', '.join(wrong)}", 2)
-    client = _redis(cli)
+    client = _redis()
     added = push_sources(client, RedisKeys(env.index_prefix), chosen)
     total = sum(len(s.urls) for s in chosen)
     cli.out.print(
@@ -124,9 +116,8 @@ def queue_command(
     """Show the distributed queue: feeds waiting, article pages queued, live workers."""
     from veille.distributed import RedisKeys, queue_status
 
-    cli = _cli()
-    env = cli._env()
-    status = queue_status(_redis(cli), RedisKeys(env.index_prefix))
+    env = cli.env_or_exit()
+    status = queue_status(_redis(), RedisKeys(env.index_prefix))
     if as_json:
         print(json.dumps(status, indent=2))
         return
