@@ -275,25 +275,27 @@ def stage_times(
 
 
 def other_benches(quick: bool) -> dict[str, str]:
-    """Output of each other developer's benchmark module, or why it is missing."""
+    """Each other developer's benchmark module's output (printed as it comes), or why not."""
     figures = {}
     for module, label in OTHER_BENCHES.items():
+        command = [sys.executable, "-m", f"bench.{module}"]
         if not (ROOT / "bench" / f"{module}.py").exists():
             figures[label] = f"missing: bench/{module}.py does not exist yet"
-            continue
-        command = [sys.executable, "-m", f"bench.{module}"]
-        if quick:
+        elif quick:
             figures[label] = f"not run with --quick: python {' '.join(command[1:])}"
-            continue
-        try:
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-        except subprocess.TimeoutExpired as exc:
-            figures[label] = f"missing: {' '.join(command[1:])} ran past {exc.timeout:.0f} s"
-            continue
-        if done.returncode != 0:
-            figures[label] = f"failed ({done.returncode}): {done.stderr.strip()[-500:]}"
         else:
-            figures[label] = f"$ python {' '.join(command[1:])}\n{done.stdout.strip()}"
+            try:
+                done = subprocess.run(
+                    command, cwd=ROOT, capture_output=True, text=True, timeout=1800
+                )
+            except subprocess.TimeoutExpired as exc:
+                figures[label] = f"missing: {' '.join(command[1:])} ran past {exc.timeout:.0f} s"
+            else:
+                if done.returncode != 0:
+                    figures[label] = f"failed ({done.returncode}): {done.stderr.strip()[-500:]}"
+                else:
+                    figures[label] = f"$ python {' '.join(command[1:])}\n{done.stdout.strip()}"
+        print(f"\n== {label}\n{figures[label]}", flush=True)
     return figures
 
 
@@ -339,8 +341,6 @@ def print_report(report: dict[str, Any]) -> None:
         "wall: the rates as measured; CPU: the same ratio from CPU time per article or document "
         "(crawl processes plus Elasticsearch), steadier when other work shares the machine"
     )
-    for label, text in report["others"].items():
-        print(f"\n== {label}\n{text}")
 
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
@@ -370,8 +370,6 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             print(f"crawl of {size} articles (memory) …", file=sys.stderr)
             memory[str(size)] = run_crawl(size, args.seed, url, work, extra)
-    print("other benchmarks …", file=sys.stderr)
-    others = other_benches(args.quick)
 
     bare_rate = extracted / bare_seconds
     bare_cpu_ms = 1000 * bare_cpu / extracted
@@ -418,7 +416,6 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             (f"peak RSS, crawl of {large} vs {small} articles", "<= 1.50",
              rss_ratio, None, rss_ratio <= 1.5),
         ],
-        "others": others,
     }  # fmt: skip
 
 
@@ -460,6 +457,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     report = run_all(args)
     print_report(report)
+    sys.stdout.flush()
+    report["others"] = other_benches(args.quick)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
 

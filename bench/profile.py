@@ -3,15 +3,17 @@
     python -m bench profile [--articles N]   (writes crawl.txt and stages.txt)
 
 In:  a command to profile (a ``veille crawl`` or ``python -m bench.stages`` subprocess).
-Out: ``bench/profiles/<name>.txt``: py-spy samples (100 per second, on-CPU only, every thread
+Out: ``bench/profiles/<name>.txt``: py-spy samples (100 per second, GIL holders only, every thread
      of every process of the tree) summed per part of the work: the crawl process's reactor
      thread, its worker threads (Elasticsearch calls, ``in_thread`` work), the extraction worker
      processes; for each part the functions with the most samples, inclusive (the function and
      what it calls) and self (the function's own code).
 
-py-spy sees threads and child processes, which pyinstrument does not; samples are taken only
-while a thread runs (``--idle`` off) and samples of threads blocked in a wait (``WAITING``) are
-left out, so a count is CPU time, not time spent waiting.
+py-spy sees threads and child processes, which pyinstrument does not. Samples are taken only
+from the thread that holds its process's GIL (``--gil``), and samples of threads blocked in a
+wait (``WAITING``) are left out, so a count is a process's Python CPU time, not time spent
+waiting for Elasticsearch or for the GIL (in a crawl the reactor thread and the threads running
+Elasticsearch calls take turns with one GIL).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def summarize(raw: str, title: str, top: int = 30) -> str:
     everything = sum(totals.values()) or 1
     lines = [
         title,
-        f"{everything} samples at 100/s (one sample = 10 ms of one core's time); "
+        f"{everything} samples at 100/s (one sample = 10 ms holding a process's GIL); "
         f"{waiting} more samples of threads waiting (locks, queues, sockets) left out",
         "",
     ]
@@ -101,7 +103,7 @@ def summarize(raw: str, title: str, top: int = 30) -> str:
 def spy(raw: Path) -> list[str]:
     """The py-spy prefix for a command whose profile goes to ``raw``."""
     return [
-        "py-spy", "record", "--subprocesses", "--threads", "--rate", "100",
+        "py-spy", "record", "--subprocesses", "--threads", "--gil", "--rate", "100",
         "--format", "raw", "--output", str(raw), "--",
     ]  # fmt: skip
 

@@ -224,10 +224,9 @@ async def index_goal(
             prefixes.append(round_prefix)
             setup_indices(client, round_prefix)
             if kind == "stage":
+                fresh = copy.deepcopy(articles)  # the stage changes them; copying is not its cost
                 with CpuClock(es_pid) as clock:
-                    run = await run_stage(
-                        "pipelines.index.IndexStage", round_prefix, copy.deepcopy(articles)
-                    )
+                    run = await run_stage("pipelines.index.IndexStage", round_prefix, fresh)
                 indexed = run["stats"].get("veille/indexed", 0)
                 if indexed != count:
                     raise RuntimeError(f"the index stage indexed {indexed} of {count}: {run}")
