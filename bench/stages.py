@@ -17,8 +17,10 @@ trafilatura call over the same pages in a pool of processes, nothing else.
 - ``extract``: :func:`crawler.extraction.extract_article` on each page, in this process.
 - every stage of ``ITEM_PIPELINES`` in order (normalize, language, relevance, dedupe, translate,
   cluster, index, …) through Scrapy's own ``ItemPipelineManager``, each built alone from the
-  crawl's settings and fed the articles the stage before it let through, one at a time; its
-  ``open_spider`` is not timed, its ``close_spider`` is (the index stage's last flush).
+  crawl's settings and fed the articles the stage before it let through, ``IN_FLIGHT`` at a
+  time as a crawl keeps several in the pipeline (the dedupe, translate and cluster stages work
+  on batches of the articles waiting); its ``open_spider`` is not timed, its ``close_spider``
+  is (the index stage's last flush).
 - ``index_goal``: ``--index-docs`` documents (the sample's articles, repeated under new URLs
   to reach the count) sent through the index stage alone, and the same documents sent by a bare
   ``elasticsearch.helpers.bulk`` (``create``, same ids, default chunk size), each into fresh
@@ -31,7 +33,7 @@ trafilatura call over the same pages in a pool of processes, nothing else.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import asyncio
 import copy
 import http.client
 import json
@@ -44,6 +46,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.corpus import OUTLET_NAMES, build_corpus
+
+# Articles given to a stage at once (VEILLE_CLUSTER_BATCH's default).
+IN_FLIGHT = 32
 
 
 def fetch_pages(base_url: str, paths: list[str]) -> tuple[list[bytes], float]:
@@ -151,9 +156,16 @@ async def run_stage(pipeline: str, prefix: str, articles: list) -> dict[str, Any
     await manager.open_spider_async()
     passed = []
     start = time.perf_counter()
-    for article in articles:
-        with contextlib.suppress(DropItem):
-            passed.append(await manager.process_item_async(article))
+    for first in range(0, len(articles), IN_FLIGHT):
+        group = articles[first : first + IN_FLIGHT]
+        outcomes = await asyncio.gather(
+            *(manager.process_item_async(article) for article in group), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, DropItem):
+                raise outcome
+            if not isinstance(outcome, DropItem):
+                passed.append(outcome)
     await manager.close_spider_async()
     seconds = time.perf_counter() - start
     stats = {k: v for k, v in crawler.stats.get_stats().items() if k.startswith("veille/")}

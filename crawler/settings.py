@@ -128,6 +128,11 @@ VEILLE_MINHASH_PIVOT_SHINGLE = 2
 VEILLE_MINHASH_PIVOT_BANDS = 128
 VEILLE_MINHASH_PIVOT_ROWS = 1
 VEILLE_MINHASH_PIVOT_MIN_WORD = 5
+# Dedupe and cluster look-ups are batched (pipelines/cluster.py): a batch starts when
+# VEILLE_CLUSTER_BATCH articles wait or VEILLE_CLUSTER_BATCH_WAIT seconds after the first arrived,
+# and shares one request per kind.
+VEILLE_CLUSTER_BATCH = 32
+VEILLE_CLUSTER_BATCH_WAIT = 0.25
 # Incremental crawling: do not fetch article pages whose URL is already indexed.
 VEILLE_SKIP_INDEXED = True
 # Resume: each crawl keeps its Scrapy job state in <data>/jobs/<spider>-<source> (JOBDIR), so a

@@ -13,6 +13,12 @@ Counters: ``veille/duplicates/near`` (copies marked ``duplicate_of``, of which
 ``veille/clusters/new`` and ``veille/clusters/lookup_failed`` (Elasticsearch unreachable: the
 article is indexed as its own cluster, with its band terms, so later copies still find it).
 
+Articles arriving close together are clustered together: a batch starts when
+``VEILLE_CLUSTER_BATCH`` articles wait or ``VEILLE_CLUSTER_BATCH_WAIT`` seconds after the first
+of them arrived, and makes one look-up request, one claims request and few others, in a worker
+thread. One batch runs at a time (a batch due meanwhile starts when it ends), so each sees the
+versions the batch before it clustered. The dedupe stage batches with the same two settings.
+
 Settings: ``VEILLE_NEAR_DUPLICATE_THRESHOLD``, ``VEILLE_CROSS_LANGUAGE_THRESHOLD``,
 ``VEILLE_CROSS_LANGUAGE_WINDOW``, ``VEILLE_MINHASH_SHINGLE``/``_BANDS``/``_ROWS`` and
 ``VEILLE_MINHASH_PIVOT_SHINGLE``/``_BANDS``/``_ROWS``/``_MIN_WORD``, ``VEILLE_PIVOT``.
@@ -27,15 +33,14 @@ from elasticsearch import ApiError
 from scrapy.crawler import Crawler
 from scrapy.settings import BaseSettings
 
-from pipelines.base import Stage, in_thread
+from pipelines.base import SETTINGS_FILE, MicroBatcher, Stage, batch_limits, in_thread
 from veille.article import Article
-from veille.clusters import ClusterSettings, StoryClusters
+from veille.clusters import Assignment, ClusterSettings, StoryClusters
 from veille.config import ConfigError, Environment, parse_duration
 from veille.es import IndexNames, make_client, setup_indices
 from veille.minhash import Scheme
 
 logger = logging.getLogger(__name__)
-SETTINGS_FILE = "crawler/settings.py (or --set)"
 
 
 def _threshold(settings: BaseSettings, name: str, default: float) -> float:
@@ -90,6 +95,12 @@ class ClusterStage(Stage):
         self.clusters = StoryClusters(
             self.client, names.articles, names.clusters, cluster_settings(crawler.settings)
         )
+        size, wait = batch_limits(
+            crawler.settings, ("VEILLE_CLUSTER_BATCH", 32), ("VEILLE_CLUSTER_BATCH_WAIT", 0.25)
+        )
+        self.batches: MicroBatcher[Article, Assignment] = MicroBatcher(
+            self.clusters.assign_batch, size, wait, one_at_a_time=True
+        )
 
     async def open_spider(self) -> None:
         try:
@@ -103,7 +114,7 @@ class ClusterStage(Stage):
 
     async def process_item(self, article: Article) -> Article:
         try:
-            assignment = await in_thread(self.clusters.assign, article)
+            assignment = await self.batches.submit(article)
         except (ApiError, TransportError, RuntimeError) as exc:
             self.count("clusters/lookup_failed")
             logger.warning("cluster look-up failed for %s: %s", article.url, exc)
@@ -120,4 +131,5 @@ class ClusterStage(Stage):
         return article
 
     def close_spider(self) -> None:
+        self.batches.flush()
         self.client.close()

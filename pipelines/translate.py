@@ -23,11 +23,8 @@ import logging
 
 from scrapy.crawler import Crawler
 from scrapy.settings import BaseSettings
-from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
-from scrapy.utils.reactor import CallLaterOnce
-from twisted.internet import defer
 
-from pipelines.base import Stage, in_thread
+from pipelines.base import MicroBatcher, Stage, batch_limits
 from veille.article import Article
 from veille.config import cached_config
 from veille.translation import (
@@ -95,10 +92,10 @@ class TranslateStage(Stage):
             translation_settings(settings), topic_glossary(settings.get("VEILLE_CONFIG"))
         )
         self.pivot = self.engine.settings.pivot
-        self.batch_size = settings.getint("VEILLE_TRANSLATE_BATCH", 16)
-        self.wait = settings.getfloat("VEILLE_TRANSLATE_WAIT", 0.5)
-        self.waiting: list[tuple[Article, defer.Deferred]] = []
-        self.timer = CallLaterOnce(self._start_batch)
+        size, wait = batch_limits(
+            settings, ("VEILLE_TRANSLATE_BATCH", 16), ("VEILLE_TRANSLATE_WAIT", 0.5)
+        )
+        self.batches: MicroBatcher[Article, Outcome] = MicroBatcher(self._translate, size, wait)
 
     async def process_item(self, article: Article) -> Article:
         if not self.engine.needs_translation(article.language):
@@ -109,31 +106,18 @@ class TranslateStage(Stage):
             article.translation_error = "translation is switched off (VEILLE_TRANSLATION)"
             self.count("translation/pending")
             return article
-        done: defer.Deferred = defer.Deferred()
-        self.waiting.append((article, done))
-        if len(self.waiting) >= self.batch_size:
-            self._start_batch()
-        else:
-            self.timer.schedule(self.wait)
-        await maybe_deferred_to_future(done)
+        outcome = await self.batches.submit(article)
+        self.count(f"translation/{apply_outcome(article, outcome, self.pivot)}")
         return article
 
-    def _start_batch(self) -> None:
-        self.timer.cancel()
-        batch, self.waiting = self.waiting, []
-        if batch:
-            deferred_from_coro(self._translate(batch))
-
-    async def _translate(self, batch: list[tuple[Article, defer.Deferred]]) -> None:
-        docs = [(a.language or "", a.title, a.text) for a, _ in batch]
+    def _translate(self, batch: list[Article]) -> list[Outcome]:
+        """One batch's outcomes, in a worker thread; a failure fails every article of it."""
+        docs = [(a.language or "", a.title, a.text) for a in batch]
         try:
-            outcomes = await in_thread(self.engine.translate_documents, docs)
+            return self.engine.translate_documents(docs)
         except Exception as exc:
             logger.exception("translation of %d articles failed", len(batch))
-            outcomes = [TranslationFailed(f"{exc.__class__.__name__}: {exc}")] * len(batch)
-        for (article, done), outcome in zip(batch, outcomes, strict=True):
-            self.count(f"translation/{apply_outcome(article, outcome, self.pivot)}")
-            done.callback(None)
+            return [TranslationFailed(f"{exc.__class__.__name__}: {exc}")] * len(batch)
 
     def close_spider(self) -> None:
-        self._start_batch()
+        self.batches.flush()

@@ -3,8 +3,10 @@
 The corpus (tests/fixtures/clusters/corpus.yaml) is 32 articles we wrote: wire stories with
 copies (edited headlines, trimmed endings, added paragraphs, other boilerplate), French and
 Spanish versions with the English translations a machine would make, and distinct stories on
-the same topic that must merge with nothing. Articles go through ``StoryClusters.assign``, the
-function the crawl's cluster stage calls, and are indexed as the index stage indexes them.
+the same topic that must merge with nothing. Articles go through ``StoryClusters.assign`` one
+after the other, or ``StoryClusters.assign_batch`` (what the crawl's cluster stage calls) a batch
+at a time, and are indexed as the index stage indexes them. Requests are counted by the
+client's own node class (tests/support/es_requests.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -20,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster_corpus import Labelled, load_corpus, pairs
+from tests.support.es_requests import counting_client
 from tests.support.runner import ROOT, clean_env, run_veille
 from veille.clusters import StoryClusters
-from veille.es import IndexNames, load_template
+from veille.config import Environment
+from veille.es import IndexNames, load_template, make_client
 
 
 def fresh_prefix(es, index_prefix: str) -> str:
@@ -49,6 +54,22 @@ def index(es, prefix: str, items: list[Labelled]) -> list[dict]:
             index=names.articles, id=item.article.id, document=item.article.to_document(),
             op_type="create", refresh=True,
         )  # fmt: skip
+    return stored(es, prefix)
+
+
+def index_in_batches(es, prefix: str, items: list[Labelled], size: int) -> list[dict]:
+    """Cluster ``size`` articles at a time, then index them in one bulk, as a crawl does."""
+    names = IndexNames(prefix)
+    clusters = StoryClusters(es, names.articles, names.clusters)
+    for start in range(0, len(items), size):
+        batch = [item.article for item in items[start : start + size]]
+        outcomes = clusters.assign_batch(batch)
+        assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+        operations: list[dict] = []
+        for article in batch:
+            operations += [{"create": {"_index": names.articles, "_id": article.id}},
+                           article.to_document()]  # fmt: skip
+        assert not es.bulk(operations=operations, refresh=True)["errors"]
     return stored(es, prefix)
 
 
@@ -242,6 +263,97 @@ def test_two_processes_indexing_copies_at_once_end_with_one_canonical_article(
         assert docs[copy]["cluster_id"] == docs[canonical[0]]["cluster_id"]
     concurrent = [s.get("veille/duplicates/near_concurrent", 0) for s in (stats_one, stats_two)]
     assert sum(concurrent) == len(one), "neither copy was searchable: claims settled every pair"
+
+
+def test_the_corpus_clustered_in_batches_ends_as_one_article_at_a_time(
+    corpus_run, es, index_prefix
+):
+    _, one_by_one, _ = corpus_run
+    fresh = load_corpus()
+    docs = {
+        doc["_id"]: doc for doc in index_in_batches(es, fresh_prefix(es, index_prefix), fresh, 8)
+    }
+    for item in fresh:
+        doc, alone = docs[item.article.id], one_by_one[item.name]
+        assert doc.get("duplicate_of") == alone.get("duplicate_of"), item.name
+        assert doc["cluster_id"] == alone["cluster_id"], item.name
+
+
+def test_a_near_duplicate_later_in_the_same_batch_is_marked_duplicate_of_the_first(
+    es, index_prefix
+):
+    corpus = {item.name: item.article for item in load_corpus()}
+    first, other, copy = corpus["s1-en-ledger"], corpus["d2-en-persuade"], corpus["s1-en-courier"]
+    names = IndexNames(fresh_prefix(es, index_prefix))
+    clusters = StoryClusters(es, names.articles, names.clusters)
+    found = clusters.assign_batch([first, other, copy])
+    assert [a.kind for a in found] == ["new", "new", "duplicate"]
+    assert copy.duplicate_of == first.id and copy.cluster_id == first.cluster_id == first.id
+    assert first.duplicate_of is None and other.cluster_id == other.id
+
+
+def test_an_english_article_and_its_french_version_in_one_batch_are_linked(es, index_prefix):
+    corpus = {item.name: item.article for item in load_corpus()}
+    english, french = corpus["s2-en-ledger"], corpus["s2-fr-veilleur"]
+    assert french.translation["en"]["text"], "the French version carries its translation"
+    names = IndexNames(fresh_prefix(es, index_prefix))
+    clusters = StoryClusters(es, names.articles, names.clusters)
+    found = clusters.assign_batch([english, french])
+    assert [a.kind for a in found] == ["new", "cross_language"]
+    assert french.cluster_id == english.cluster_id == english.id
+    assert french.duplicate_of is None
+
+
+def test_two_processes_each_with_a_copy_in_a_batch_at_once_end_with_one_canonical(
+    es, es_url, index_prefix
+):
+    """Two StoryClusters with clients of their own, as two crawler processes have, released
+    together: neither copy is searchable, the band claims settle every pair."""
+    one = ["s1-en-ledger", "s2-en-courier", "s6-en-gazette", "s5-en-ledger", "s4-fr-matin"]
+    two = ["s1-en-courier", "s2-en-ledger", "s6-en-ledger", "s5-en-courier", "s4-fr-veilleur"]
+    corpus = {item.name: item.article for item in load_corpus()}
+    prefix = fresh_prefix(es, index_prefix)
+    names = IndexNames(prefix)
+    start = threading.Barrier(2)
+    found: dict[str, object] = {}
+
+    def process(batch: list[str]) -> None:
+        client = make_client(Environment(es_url=es_url, index_prefix=prefix))
+        clusters = StoryClusters(client, names.articles, names.clusters)
+        start.wait()
+        found.update(zip(batch, clusters.assign_batch([corpus[n] for n in batch]), strict=True))
+        client.close()
+
+    workers = [threading.Thread(target=process, args=(batch,)) for batch in (one, two)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    for pair in zip(one, two, strict=True):
+        articles = [corpus[name] for name in pair]
+        canonical = [a for a in articles if a.duplicate_of is None]
+        assert len(canonical) == 1, f"{pair}: {[found[name] for name in pair]}"
+        copy = next(a for a in articles if a is not canonical[0])
+        assert copy.duplicate_of == canonical[0].id
+        assert copy.cluster_id == canonical[0].cluster_id
+    settled = [name for name in one + two if getattr(found[name], "concurrent", False)]
+    assert len(settled) == len(one), "neither copy was searchable: claims settled every pair"
+
+
+def test_a_batch_of_articles_costs_a_handful_of_requests(es, es_url, index_prefix):
+    items = load_corpus()
+    prefix = fresh_prefix(es, index_prefix)
+    names = IndexNames(prefix)
+    client, sent = counting_client(es_url, prefix)
+    clusters = StoryClusters(client, names.articles, names.clusters)
+    found = clusters.assign_batch([item.article for item in items[:16]])
+    client.close()
+    assert not [o for o in found if isinstance(o, Exception)]
+    assert sum(a.kind == "duplicate" for a in found) >= 2, "copies settled inside the batch"
+    assert sum(a.kind == "cross_language" for a in found) >= 2, "versions linked in the batch"
+    print(f"16 articles in one batch: {len(sent)} requests: {sent}")
+    assert sent[:2] == ["/_msearch", "/_bulk"]
+    assert len(sent) <= 5, sent
 
 
 @pytest.mark.parametrize(

@@ -8,34 +8,42 @@ Out: the article's ``minhash`` (its text) and ``minhash_pivot`` (its pivot-langu
      its id), ``duplicate_of`` on a same-language copy of an earlier article (the first-seen
      one, the canonical); and an :class:`Assignment` saying what was found.
 
-Look-up, one ``msearch`` per article: a query on the article's band terms among articles in
-its language, and one on its pivot band terms among articles in other languages published
-within the window. Same-language candidates are confirmed with the containment (shared
-shingles over the smaller text) estimated from the two signatures, so a copy with a trimmed
-ending or added paragraphs still counts (``duplicate_threshold``). Other-language candidates
-are confirmed on their exact pivot word pairs, with the lower ``cross_language_threshold``,
-since a machine translation shares few word pairs with an original. Versions this process
-clustered lately (the last ``recent``, not searchable yet) are candidates too, so an English
-story and its French version in the same crawl are linked.
+Look-up, one ``msearch`` for a batch of articles (:meth:`StoryClusters.assign_batch`; the
+crawl's cluster stage gathers articles arriving close together): per article, a query on its
+band terms among articles in its language, and one on its pivot band terms among articles in
+other languages published within the window. Same-language candidates are confirmed with the
+containment (shared shingles over the smaller text) estimated from the two signatures, so a
+copy with a trimmed ending or added paragraphs still counts (``duplicate_threshold``).
+Other-language candidates are confirmed on their exact pivot word pairs, with the lower
+``cross_language_threshold``, since a machine translation shares few word pairs with an
+original. Versions this process clustered lately (the last ``recent``, not searchable yet) and
+the earlier articles of the same batch are candidates too, so an English story and its French
+version in the same crawl are linked.
 
-Copies that nobody can see yet (still in another process's bulk buffer, or not refreshed) are
-settled by claims: an article that found no earlier copy writes its sketch
-(``article:<id>``) and creates one ``band:<term>`` document per band term with
-``op_type=create``, which succeeds for exactly one claimant. When two copies claim at once,
-both learn of each other from the bands they lost, and the one holding the smallest band term
-they share stays canonical; the other becomes its duplicate. Both reach the same answer from
-the same facts, so two crawler processes end with one canonical article.
+Copies that nobody can see yet (still in another process's bulk buffer, not refreshed, or
+earlier in the same batch) are settled by claims: an article that found no earlier copy writes
+its sketch (``article:<id>``) and creates one ``band:<term>`` document per band term with
+``op_type=create``, which succeeds for exactly one claimant. A batch's claims go in one bulk,
+in arrival order, so of two copies in one batch the earlier wins every band term both claim.
+When two copies claim at once, both learn of each other from the bands they lost, and the one
+holding the smallest band term they share stays canonical; the other becomes its duplicate and
+rewrites its claim record to name the canonical. Both reach the same answer from the same
+facts, so two crawler processes end with one canonical article. A batch decides its articles in
+arrival order, each seeing the earlier ones as settled, so it ends as if they had come one
+after another.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Set
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from elasticsearch import Elasticsearch
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
 
 from veille.article import Article, utcnow
 from veille.minhash import (
@@ -96,6 +104,37 @@ class _Version:
     shingles: frozenset[bytes]
 
 
+@dataclass(eq=False)
+class _Entry:
+    """One article of a batch on its way: sketches, what the look-up found, its claims, and
+    its ``result`` or the ``failure`` that stopped it."""
+
+    article: Article
+    own: Sketch | None
+    pivot: frozenset[bytes]
+    found: Assignment | None = None
+    linked: _Entry | None = None  # the earlier article of the batch it joined as a version
+    record: dict[str, Any] | None = None  # its claim record, as written (then as settled)
+    lost: list[str] = field(default_factory=list)  # band terms another article holds
+    result: Assignment | None = None
+    failure: Exception | None = None
+
+    @property
+    def when(self) -> datetime:
+        return self.article.published_at or self.article.first_seen_at
+
+    def version(self, cluster_id: str) -> _Version:
+        return _Version(self.article.id, self.article.language, cluster_id, self.pivot)
+
+
+@dataclass
+class _Rivals:
+    """Who holds the band terms a batch lost, and claim records by article id (None: none)."""
+
+    records: dict[str, dict[str, Any] | None]
+    holders: dict[str, str] = field(default_factory=dict)
+
+
 def pivot_text(article: Article, pivot: str) -> str | None:
     """The article's text in the pivot language: its own, or its translation once done."""
     if article.language == pivot:
@@ -135,26 +174,62 @@ class StoryClusters:
         article.minhash_pivot = pivot.to_document() if pivot else {}
         return own, pivot_shingles
 
+    def _entry(self, article: Article) -> _Entry:
+        own, pivot_shingles = self.sketch(article)
+        return _Entry(article, own, frozenset(pivot_shingles))
+
     def lookup(self, article: Article) -> Assignment:
         """Sketch the article and find where it belongs among indexed articles; writes nothing."""
-        own, pivot_shingles = self.sketch(article)
-        return self._find(article, own, pivot_shingles)
+        entry = self._entry(article)
+        self._look_up([entry])
+        if entry.failure is not None:
+            raise entry.failure
+        assert entry.found is not None
+        return entry.found
 
     def assign(self, article: Article) -> Assignment:
         """Sketch the article, find its cluster, and set ``cluster_id``/``duplicate_of``."""
-        own, pivot_shingles = self.sketch(article)
-        assignment = self._find(article, own, pivot_shingles)
-        if assignment.kind != "duplicate" and own is not None:
-            assignment = self._claim(article, own, assignment)
-        article.cluster_id = assignment.cluster_id
-        article.duplicate_of = assignment.duplicate_of
-        if pivot_shingles:
-            version = _Version(
-                article.id, article.language, assignment.cluster_id, frozenset(pivot_shingles)
-            )
-            with self._lock:
-                self._recent.append((version, article.published_at or article.first_seen_at))
-        return assignment
+        outcome = self.assign_batch([article])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def assign_batch(self, articles: list[Article]) -> list[Assignment | Exception]:
+        """Assign articles that arrived together, as if one came after the other, in order.
+
+        One ``msearch`` for every look-up, one ``bulk`` for every claim, at most one ``mget``
+        of band holders and one of rival claimants, and one ``bulk`` of corrected claim records
+        when some article yielded. An article sees the earlier ones of its batch as versions in
+        other languages; a same-language copy of an earlier one loses the band claims that one
+        made first in the same bulk, and yields to it. Returns one outcome per article, in
+        order: its :class:`Assignment`, or the Elasticsearch error that stopped it (its
+        sketches are set; ``cluster_id`` and ``duplicate_of`` are not).
+        """
+        entries = [self._entry(article) for article in articles]
+        self._look_up(entries)
+        claimants = [
+            entry
+            for entry in entries
+            if entry.found and entry.found.kind != "duplicate" and entry.own is not None
+        ]
+        self._claim(claimants)
+        self._settle(entries, claimants)
+        outcomes: list[Assignment | Exception] = []
+        versions = []
+        for entry in entries:
+            if entry.failure is not None:
+                outcomes.append(entry.failure)
+                continue
+            assert entry.result is not None
+            article, assignment = entry.article, entry.result
+            article.cluster_id = assignment.cluster_id
+            article.duplicate_of = assignment.duplicate_of
+            if entry.pivot:
+                versions.append((entry.version(assignment.cluster_id), entry.when))
+            outcomes.append(assignment)
+        with self._lock:
+            self._recent.extend(versions)
+        return outcomes
 
     # --- look-up in the articles index ----------------------------------------------------
 
@@ -203,39 +278,81 @@ class StoryClusters:
         }
         return {"bool": {"should": [{"range": {"published_at": span}}, undated]}}
 
-    def _find(self, article: Article, own: Sketch | None, pivot: set[bytes]) -> Assignment:
-        searches: list[Any] = []
-        if own is not None:
+    def _searches(self, entry: _Entry) -> list[tuple[str, dict[str, Any]]]:
+        """The entry's searches: ``copies`` when it has a sketch, ``versions`` when pivot bands."""
+        article, searches = entry.article, []
+        if entry.own is not None:
             source = ["cluster_id", "duplicate_of", "minhash"]
-            searches += [
-                {"index": self.articles},
-                self._body(self._copies_query(article, own), source),
-            ]
+            searches.append(("copies", self._body(self._copies_query(article, entry.own), source)))
         pivot_bands = list(article.minhash_pivot.get("bands", ()))
         if pivot_bands:
             source = ["language", "cluster_id", "text", f"translation.{self.settings.pivot}.text"]
             query = self._versions_query(article, pivot_bands)
-            searches += [{"index": self.articles}, self._body(query, source)]
-        if not searches:
-            return Assignment("new", article.id)
-        responses = self.client.msearch(searches=searches)["responses"]
-        for response in responses:
-            if "error" in response and response.get("status") != 404:
-                raise RuntimeError(f"cluster look-up failed: {response['error']}")
-        hits = [r.get("hits", {}).get("hits", []) for r in responses]
-        if own is not None:
-            copy = self._best_copy(own, hits.pop(0))
+            searches.append(("versions", self._body(query, source)))
+        return searches
+
+    def _look_up(self, entries: list[_Entry]) -> None:
+        """One ``msearch`` for every entry's searches, then each entry's ``found``, in order."""
+        lines: list[dict[str, Any]] = []
+        owners: list[tuple[_Entry, str]] = []
+        for entry in entries:
+            for kind, body in self._searches(entry):
+                lines += [{"index": self.articles}, body]
+                owners.append((entry, kind))
+        hits: dict[_Entry, dict[str, list[dict[str, Any]]]] = {entry: {} for entry in entries}
+        if lines:
+            try:
+                responses = self.client.msearch(searches=lines)["responses"]
+            except (ApiError, TransportError) as exc:
+                for entry, _ in owners:
+                    entry.failure = exc
+            else:
+                for (entry, kind), response in zip(owners, responses, strict=True):
+                    if "error" in response and response.get("status") != 404:
+                        failure = RuntimeError(f"cluster look-up failed: {response['error']}")
+                        entry.failure = entry.failure or failure
+                    hits[entry][kind] = response.get("hits", {}).get("hits", [])
+        for number, entry in enumerate(entries):
+            if entry.failure is None:
+                found = hits[entry]
+                entry.found = self._decide(
+                    entry, found.get("copies", []), found.get("versions", []), entries[:number]
+                )
+
+    def _decide(
+        self,
+        entry: _Entry,
+        copies: list[dict[str, Any]],
+        versions: list[dict[str, Any]],
+        earlier: list[_Entry],
+    ) -> Assignment:
+        """A copy among the hits, else a version among hits, recent and earlier entries."""
+        article = entry.article
+        if entry.own is not None:
+            copy = self._best_copy(entry.own, copies)
             if copy:
                 hit, score = copy
                 canonical = hit["_source"].get("duplicate_of") or hit["_id"]
                 cluster = hit["_source"].get("cluster_id") or canonical
                 return Assignment("duplicate", cluster, canonical, hit["_id"], score)
-        if pivot_bands:
-            candidates = [*self._indexed_versions(hits.pop(0)), *self._recent_versions(article)]
-            version = self._best_version(pivot, candidates)
-            if version:
-                other, score = version
-                return Assignment("cross_language", other.cluster_id, None, other.id, score)
+        if article.minhash_pivot.get("bands"):
+            batch = [
+                (other.version(other.found.cluster_id), other)
+                for other in earlier
+                if other.found and other.pivot
+            ]
+            with self._lock:
+                recent = list(self._recent)
+            near = [(version, other.when) for version, other in batch]
+            candidates = [
+                *self._indexed_versions(versions),
+                *self._joinable(article, [*recent, *near]),
+            ]
+            best = self._best_version(entry.pivot, candidates)
+            if best:
+                version, score = best
+                entry.linked = next((other for v, other in batch if v is version), None)
+                return Assignment("cross_language", version.cluster_id, None, version.id, score)
         return Assignment("new", article.id)
 
     def _best_copy(
@@ -268,25 +385,23 @@ class StoryClusters:
             )
         return versions
 
-    def _recent_versions(self, article: Article) -> list[_Version]:
-        """Articles this process clustered lately, in other languages, within the window.
-
-        They may not be searchable yet (the index stage sends articles in bulk), and two
-        versions of a story often arrive in the same crawl.
-        """
+    def _joinable(
+        self, article: Article, versions: list[tuple[_Version, datetime]]
+    ) -> list[_Version]:
+        """Of versions (each with when it was published, or seen), those of other articles, in
+        other languages, within the window: versions this process clustered lately (they may
+        not be searchable yet, as the index stage sends articles in bulk, and two versions of a
+        story often arrive in the same crawl) and the earlier ones of the batch."""
         when = article.published_at or article.first_seen_at
-        with self._lock:
-            recent = list(self._recent)
+        own, language, window = article.id, article.language, self.settings.window
         return [
             version
-            for version, seen in recent
-            if version.language != article.language
-            and version.id != article.id
-            and abs(seen - when) <= self.settings.window
+            for version, seen in versions
+            if version.language != language and version.id != own and abs(seen - when) <= window
         ]
 
     def _best_version(
-        self, mine: set[bytes], candidates: list[_Version]
+        self, mine: Set[bytes], candidates: list[_Version]
     ) -> tuple[_Version, float] | None:
         """The other-language version whose pivot text shares most of this one's word pairs.
 
@@ -295,59 +410,112 @@ class StoryClusters:
         """
         best: tuple[_Version, float] | None = None
         for version in candidates:
-            score = containment(mine, set(version.shingles))
+            score = containment(mine, version.shingles)
             if score >= self.settings.cross_language_threshold and (not best or score > best[1]):
                 best = (version, score)
         return best
 
     # --- claims: copies that are not searchable yet ---------------------------------------
 
-    def _claim(self, article: Article, own: Sketch, found: Assignment) -> Assignment:
-        """Claim the article's band terms; yield to a concurrent copy that holds the first one."""
+    def _claim(self, claimants: list[_Entry]) -> None:
+        """One bulk: each claimant's record and band claims, in order, so an earlier claimant of
+        the batch wins a band term both claim. Sets each claimant's ``record`` and ``lost``."""
+        if not claimants:
+            return
         now = utcnow().isoformat()
-        record = {
-            "kind": "article",
-            "article_id": article.id,
-            "canonical_id": article.id,
-            "cluster_id": found.cluster_id,
-            "language": article.language,
-            "claimed_at": now,
-            "minhash": own.to_document(),
-        }
-        operations: list[dict[str, Any]] = [
-            {"index": {"_index": self.claims, "_id": f"article:{article.id}"}},
-            record,
-        ]
-        for term in own.bands:
+        operations: list[dict[str, Any]] = []
+        for entry in claimants:
+            assert entry.own is not None and entry.found is not None
+            article = entry.article
+            entry.record = {
+                "kind": "article",
+                "article_id": article.id,
+                "canonical_id": article.id,
+                "cluster_id": entry.found.cluster_id,
+                "language": article.language,
+                "claimed_at": now,
+                "minhash": entry.own.to_document(),
+            }
             operations += [
-                {"create": {"_index": self.claims, "_id": f"band:{term}"}},
-                {"kind": "band", "article_id": article.id, "claimed_at": now},
+                {"index": {"_index": self.claims, "_id": f"article:{article.id}"}},
+                entry.record,
             ]
-        # require_alias: never let a missing claims index be created without its mapping.
-        items = self.client.bulk(operations=operations, require_alias=True)["items"]
-        if items[0]["index"]["status"] >= 300:
-            raise RuntimeError(f"cluster claim refused: {items[0]['index'].get('error')}")
-        lost = []
-        for term, item in zip(own.bands, items[1:], strict=True):
-            status = item["create"]["status"]
-            if status == 409:
-                lost.append(term)
-            elif status >= 300:
-                raise RuntimeError(f"band claim refused: {item['create'].get('error')}")
-        if not lost:
-            return found
-        holders = self._holders(lost)
-        rival = self._rival(article, own, holders)
-        if rival is None:
-            return found
-        canonical = rival.get("canonical_id") or rival["article_id"]
-        cluster = rival.get("cluster_id") or canonical
-        record.update(canonical_id=canonical, cluster_id=cluster)
-        self.client.index(
-            index=self.claims, id=f"article:{article.id}", document=record, require_alias=True
-        )
-        score = similarity(own, Sketch.from_document(rival["minhash"]) or own).containment
-        return Assignment("duplicate", cluster, canonical, rival["article_id"], score, True)
+            for term in entry.own.bands:
+                operations += [
+                    {"create": {"_index": self.claims, "_id": f"band:{term}"}},
+                    {"kind": "band", "article_id": article.id, "claimed_at": now},
+                ]
+        try:
+            # require_alias: never let a missing claims index be created without its mapping.
+            items = iter(self.client.bulk(operations=operations, require_alias=True)["items"])
+        except (ApiError, TransportError) as exc:
+            for entry in claimants:
+                entry.failure, entry.record = exc, None
+            return
+        for entry in claimants:
+            assert entry.own is not None
+            written = next(items)["index"]
+            if written["status"] >= 300:
+                entry.failure = RuntimeError(f"cluster claim refused: {written.get('error')}")
+                entry.record = None
+            for term in entry.own.bands:
+                claim = next(items)["create"]
+                if claim["status"] == 409:
+                    entry.lost.append(term)
+                elif claim["status"] >= 300 and entry.failure is None:
+                    entry.failure = RuntimeError(f"band claim refused: {claim.get('error')}")
+
+    def _settle(self, entries: list[_Entry], claimants: list[_Entry]) -> None:
+        """Each entry's ``result``, in order: its look-up, its link to an earlier entry resolved,
+        and for a claimant that lost band terms, the rival it yields to, if any."""
+        rivals = self._rivals(claimants)
+        corrected: list[_Entry] = []
+        for entry in entries:
+            if entry.failure is not None or entry.found is None:
+                continue
+            found = entry.found
+            if entry.linked is not None:
+                linked = entry.linked.result
+                cluster = linked.cluster_id if linked else entry.linked.article.id
+                found = replace(found, cluster_id=cluster)
+            record = entry.record
+            if record is not None:
+                assert entry.own is not None
+                holders = {t: rivals.holders[t] for t in entry.lost if t in rivals.holders}
+                rival = self._rival(entry.article, entry.own, holders, rivals.records)
+                before = (record["canonical_id"], record["cluster_id"])
+                if rival is not None:
+                    canonical = rival.get("canonical_id") or rival["article_id"]
+                    cluster = rival.get("cluster_id") or canonical
+                    theirs = Sketch.from_document(rival["minhash"]) or entry.own
+                    score = similarity(entry.own, theirs).containment
+                    found = Assignment(
+                        "duplicate", cluster, canonical, rival["article_id"], score, True
+                    )
+                record.update(canonical_id=found.duplicate_of or entry.article.id)
+                record.update(cluster_id=found.cluster_id)
+                if (record["canonical_id"], record["cluster_id"]) != before:
+                    corrected.append(entry)
+            entry.result = found
+        self._correct(corrected)
+
+    def _rivals(self, claimants: list[_Entry]) -> _Rivals:
+        """Who holds the band terms the claimants lost, and those holders' claim records: the
+        batch's own from memory (as settled so far), the others from one ``mget``."""
+        rivals = _Rivals(records={e.article.id: e.record for e in claimants if e.failure is None})
+        losers = [e for e in claimants if e.lost and e.failure is None]
+        if not losers:
+            return rivals
+        try:
+            rivals.holders = self._holders(sorted({t for e in losers for t in e.lost}))
+            outside = sorted(
+                {holder for holder in rivals.holders.values() if holder not in rivals.records}
+            )
+            rivals.records.update(self._records(outside))
+        except (ApiError, TransportError) as exc:
+            for entry in losers:
+                entry.failure = exc
+        return rivals
 
     def _holders(self, terms: list[str]) -> dict[str, str]:
         """Band term → id of the article holding its claim."""
@@ -358,8 +526,22 @@ class StoryClusters:
             if doc.get("found")
         }
 
+    def _records(self, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Claim records of articles, by id (None where there is none)."""
+        if not ids:
+            return {}
+        docs = self.client.mget(index=self.claims, ids=[f"article:{i}" for i in ids])["docs"]
+        return {
+            doc["_id"].removeprefix("article:"): doc["_source"] if doc.get("found") else None
+            for doc in docs
+        }
+
     def _rival(
-        self, article: Article, own: Sketch, holders: dict[str, str]
+        self,
+        article: Article,
+        own: Sketch,
+        holders: dict[str, str],
+        records: dict[str, dict[str, Any] | None],
     ) -> dict[str, Any] | None:
         """The similar claimant this article must yield to, if any.
 
@@ -367,14 +549,10 @@ class StoryClusters:
         the two holds: the holder of the smallest such term is canonical. The claimant sees the
         same holders, so it decides the same way.
         """
-        others = sorted({h for h in holders.values() if h != article.id})
-        if not others:
-            return None
-        docs = self.client.mget(index=self.claims, ids=[f"article:{h}" for h in others])["docs"]
         mine = set(own.bands)
         yield_to: list[tuple[str, dict[str, Any]]] = []
-        for doc in docs:
-            rival = doc.get("_source") if doc.get("found") else None
+        for other in sorted({h for h in holders.values() if h != article.id}):
+            rival = records.get(other)
             if not rival or rival.get("language") != article.language:
                 continue
             theirs = Sketch.from_document(rival.get("minhash"))
@@ -390,3 +568,23 @@ class StoryClusters:
             if held and holders.get(held[0]) == rival["article_id"]:
                 yield_to.append((held[0], rival))
         return min(yield_to, key=lambda pair: pair[0])[1] if yield_to else None
+
+    def _correct(self, corrected: list[_Entry]) -> None:
+        """One bulk rewriting the claim records whose canonical or cluster changed."""
+        if not corrected:
+            return
+        operations: list[dict[str, Any]] = []
+        for entry in corrected:
+            operations += [
+                {"index": {"_index": self.claims, "_id": f"article:{entry.article.id}"}},
+                entry.record,
+            ]
+        try:
+            items = self.client.bulk(operations=operations, require_alias=True)["items"]
+        except (ApiError, TransportError) as exc:
+            for entry in corrected:
+                entry.failure = exc
+            return
+        for entry, item in zip(corrected, items, strict=True):
+            if item["index"]["status"] >= 300:
+                entry.failure = RuntimeError(f"cluster claim refused: {item['index'].get('error')}")
