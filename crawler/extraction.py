@@ -40,6 +40,8 @@ class ExtractionOptions:
 
     min_words: int = 80
     favor_precision: bool = False
+    # Characters of the text read for language detection (crawler/extraction_worker.py).
+    language_sample: int = 600
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class Extracted:
     site_name: str | None = None
     image: str | None = None
     word_count: int = 0
+    # Filled in by crawler/extraction_worker.py (title and text then tidied); None otherwise.
+    content_hash: str | None = None
+    language: str | None = None
+    language_confidence: float | None = None
 
 
 @dataclass(frozen=True)

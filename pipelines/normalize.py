@@ -6,6 +6,9 @@ Out: ``canonical_url`` in canonical form (the page's ``rel=canonical`` when it i
      site, else the fetched URL), ``urls`` listing every spelling that led here, whitespace
      tidied, ``content_hash`` of the normalised text, a future ``published_at`` cleared.
 Drops: ``empty`` (no title or no text).
+
+An article that comes with a ``content_hash`` was tidied and hashed by its extraction worker
+(crawler/extraction_worker.py): that work is not done twice.
 """
 
 from __future__ import annotations
@@ -53,14 +56,17 @@ class NormalizeStage(Stage):
     name = "normalize"
 
     def process_item(self, article: Article) -> Article:
-        article.title = tidy(article.title)
-        article.text = tidy(article.text)
+        tidied = article.content_hash is not None
+        if not tidied:
+            article.title = tidy(article.title)
+            article.text = tidy(article.text)
         if not article.title or not article.text:
             self.drop(article, "empty", "no title or no text after extraction")
         article.canonical_url = choose_canonical(article.url, article.canonical_url)
         spellings = [canonicalize(u) for u in (*article.urls, article.url)]
         article.urls = sorted({*spellings, article.canonical_url})
-        article.content_hash = content_hash(article.title, article.text)
+        if not tidied:
+            article.content_hash = content_hash(article.title, article.text)
         if article.published_at and article.published_at > utcnow() + FUTURE_TOLERANCE:
             self.count("normalize/future_date_cleared")
             article.published_at = None

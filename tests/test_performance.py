@@ -106,3 +106,81 @@ def test_extraction_in_worker_processes_indexes_what_in_process_extraction_index
             delete_indices(client, prefix)
             client.close()
     assert indexed["0"] and indexed["0"] == indexed["2"]
+
+
+def test_worker_text_work_is_what_the_normalize_and_language_stages_do():
+    from crawler.extraction_worker import extract_page
+    from pipelines.normalize import content_hash, tidy
+
+    pages = sorted(glob.glob(str(SITES / "*" / "**" / "*.html"), recursive=True))
+    compared = 0
+    for path in pages:
+        with open(path, "rb") as page:
+            body = page.read().decode("utf-8", "replace")
+        url = f"http://127.0.0.1/{path}"
+        plain, worked = extract_article(body, url), extract_page(body, url)
+        if isinstance(plain, NotAnArticle):
+            assert worked == plain
+            continue
+        title, text = tidy(plain.title), tidy(plain.text)
+        assert (worked.title, worked.text) == (title, text)
+        assert worked.content_hash == content_hash(title, text)
+        assert (worked.language, worked.language_confidence) == detect_language(title, text)
+        compared += 1
+    assert compared > 10
+
+
+MAIN_SCRIPT = """
+import sys
+from pathlib import Path
+
+# Top-level code: runs again in any process that re-imports this file as its main module.
+with open(sys.argv[1] if __name__ == "__main__" else {marker!r}, "a") as marker:
+    marker.write(__name__ + "\\n")
+
+if __name__ == "__main__":
+    import asyncio
+    from crawler.extraction import ExtractionOptions
+    from crawler.extraction_pool import ExtractionPool
+
+    first = ExtractionPool.shared(2, ExtractionOptions())
+    second = ExtractionPool.shared(2, ExtractionOptions())
+    assert first is second
+    page = Path(sys.argv[2]).read_text(encoding="utf-8")
+    result = first.executor.submit(
+        __import__("crawler.extraction_worker").extraction_worker.extract_page,
+        page, "http://127.0.0.1/a.html",
+    ).result()
+    first.close()
+    print("open after one close:", first.executor is not None)
+    second.close()
+    print("open after both:", first.executor is not None)
+    print("language:", result.language)
+"""
+
+
+def test_extraction_workers_start_ready_without_the_crawl_main_module(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support.runner import ROOT
+
+    marker = tmp_path / "imports.txt"
+    script = tmp_path / "crawl_main.py"
+    script.write_text(MAIN_SCRIPT.format(marker=str(marker)), encoding="utf-8")
+    page = next(iter(sorted(SITES.glob("*/**/*.html"))))
+    for path in sorted(SITES.glob("*/**/*.html")):
+        if not isinstance(extract_article(path.read_bytes(), "http://127.0.0.1/"), NotAnArticle):
+            page = path
+            break
+    done = subprocess.run(
+        [sys.executable, str(script), str(marker), str(page)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**clean_env(), "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "open after one close: True" in done.stdout
+    assert "open after both: False" in done.stdout
+    assert "language: " in done.stdout and "language: None" not in done.stdout
+    # Only the crawl process itself ran the main module: no worker re-imported it.
+    assert marker.read_text(encoding="utf-8").splitlines() == ["__main__"]

@@ -58,7 +58,10 @@ class VeilleSpider(scrapy.Spider):
                 raise ValueError(f"{self.name} spider cannot read {wrong}: wrong source type")
         self.sources: list[Source] = chosen
         self.extraction = ExtractionOptions(
-            min_words=settings.getint("VEILLE_MIN_WORDS", ExtractionOptions.min_words)
+            min_words=settings.getint("VEILLE_MIN_WORDS", ExtractionOptions.min_words),
+            language_sample=settings.getint(
+                "VEILLE_LANGUAGE_SAMPLE", ExtractionOptions.language_sample
+            ),
         )
         # Worker processes for extraction (VEILLE_EXTRACT_PROCESSES; 0: a thread here).
         self.extractor = ExtractionPool.from_settings(settings, self.extraction)
@@ -144,6 +147,10 @@ class VeilleSpider(scrapy.Spider):
             image=result.image,
             published_at=result.published_at or entry_date,
             word_count=result.word_count,
+            # Done by the extraction worker; the normalize and language stages keep them.
+            content_hash=result.content_hash,
+            language=result.language,
+            language_confidence=result.language_confidence,
         )
 
     def closed(self, reason: str) -> None:
