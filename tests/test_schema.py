@@ -20,3 +20,33 @@ def test_language_fields_use_language_analyzers():
         assert mapped["translation"]["properties"][language]["properties"]["text"]["analyzer"] == (
             analyzer
         )
+
+
+def test_documents_travel_to_elasticsearch_and_back_unchanged(es, index_prefix):
+    """The client's faster JSON encoding stores and returns what the standard library would."""
+    import datetime
+
+    import numpy as np
+    from elasticsearch.serializer import JsonSerializer
+
+    from veille.es import FastJsonSerializer, IndexNames, setup_indices
+
+    setup_indices(es, index_prefix)
+    index = IndexNames(index_prefix).articles
+    when = datetime.datetime(2026, 11, 27, 8, 30, tzinfo=datetime.UTC)
+    document = {
+        "title": "Comisarías «de servicio» chinas: ¿qué sabemos?",
+        "text": "Ligne 1\nLigne 2 — 12 % des « commissariats » 🚓",
+        "published_at": when,
+        "word_count": np.int64(412),
+        "minhash": {"bands": ["00-ab", "01-cd"], "shingles": 10},
+    }
+    es.index(index=index, id="round-trip", document=document, refresh=True)
+    stored = es.get(index=index, id="round-trip")["_source"]
+    assert stored["title"] == document["title"] and stored["text"] == document["text"]
+    assert stored["published_at"] == when.isoformat() and stored["word_count"] == 412
+    found = es.msearch(searches=[{"index": index}, {"query": {"ids": {"values": ["round-trip"]}}}])
+    assert found["responses"][0]["hits"]["hits"][0]["_source"] == stored
+    # What orjson refuses (a lone surrogate) is encoded by the standard library, as before.
+    odd = {"text": "broken \ud800 half", "n": 2**70}
+    assert FastJsonSerializer().dumps(odd) == JsonSerializer().dumps(odd)

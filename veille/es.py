@@ -3,6 +3,11 @@
 In:  :class:`veille.config.Environment` (URL, credentials, CA bundle, index prefix).
 Out: a configured ``elasticsearch.Elasticsearch`` client; ``setup_indices`` installs the index
      templates from ``index_config/`` and creates each alias's first index, idempotently.
+
+Request and response bodies (JSON, and the NDJSON of ``bulk`` and ``msearch``) are encoded and
+decoded with orjson, several times faster than the standard library on article-sized documents;
+a body orjson refuses (a lone surrogate in a string, an integer over 64 bits) is encoded by the
+standard library instead, exactly as the client would have.
 """
 
 from __future__ import annotations
@@ -12,11 +17,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
+from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
 
 from veille.config import Environment
 
 INDEX_CONFIG = Path(__file__).resolve().parent.parent / "index_config"
+
+
+class _Orjson:
+    """``json_dumps``/``json_loads`` of the client's serializers, by orjson where it can."""
+
+    def json_dumps(self, data: Any) -> bytes:
+        try:
+            return orjson.dumps(data, default=self.default, option=orjson.OPT_SERIALIZE_NUMPY)  # type: ignore[attr-defined]
+        except (TypeError, orjson.JSONEncodeError):
+            return super().json_dumps(data)  # type: ignore[misc]
+
+    def json_loads(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+class FastJsonSerializer(_Orjson, JsonSerializer):
+    pass
+
+
+class FastNdjsonSerializer(_Orjson, NdjsonSerializer):
+    pass
+
+
+SERIALIZERS = {
+    FastJsonSerializer.mimetype: FastJsonSerializer(),
+    FastNdjsonSerializer.mimetype: FastNdjsonSerializer(),
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +87,7 @@ def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch
         "request_timeout": 30,
         "retry_on_timeout": True,
         "max_retries": 3,
+        "serializers": SERIALIZERS,
     }
     if env.es_api_key:
         kwargs["api_key"] = env.es_api_key
