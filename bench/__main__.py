@@ -11,7 +11,8 @@ Out: a table on stdout (and ``--json PATH``):
   articles (``bench.corpus``) served by ``bench.server`` on 127.0.0.1, translation off
   (``VEILLE_TRANSLATION=false``), AutoThrottle and download delay off, loopback allowed; its
   articles/s is article pages fetched over the crawl's own elapsed time (Scrapy's
-  ``elapsed_time_seconds``), its peak RSS the largest sum over the crawl's process tree;
+  ``elapsed_time_seconds``), its peak RSS the largest sum over the crawl's process tree (of
+  each process's proportional set size, so pages the forked workers share are counted once);
 - the baselines measured in the same run: a bare trafilatura loop over the same pages with as many
   processes as the crawl extracts with, and a bare ``helpers.bulk`` of the same documents;
 - the goals as ratios: crawl vs bare extraction (≥ 0.8), index stage vs bare bulk (≥ 0.8), peak
@@ -58,7 +59,9 @@ PROFILES = ROOT / "bench" / "profiles"
 # Other developers' benchmarks, run with their defaults: module and what it measures.
 OTHER_BENCHES = {
     "translate": "translation (bench/translate.py)",
+    "language": "language detection (bench/language.py)",
     "dedup": "dedupe and clusters (bench/dedup.py)",
+    "cluster_batch": "cluster stage, one article at a time vs batches (bench/cluster_batch.py)",
     "alerts": "alert matching (bench/alerts.py)",
 }
 
@@ -135,12 +138,22 @@ def crawl_options(stats_file: Path, extra: list[str]) -> list[str]:
     return options
 
 
-class PeakRss:
-    """The largest RSS sum of a process and all its descendants, sampled every 50 ms."""
+class ProcessTree:
+    """A process and all its descendants, sampled every 50 ms: peak RSS sum and CPU time.
+
+    Memory is each process's PSS (its private pages plus its share of pages shared with
+    others), so workers forked from one server do not count their common pages twice; plain
+    RSS where the system does not report PSS.
+
+    CPU is each process's own user + system time at its last sample, summed over every process
+    seen, so extraction workers forked by a forkserver (which the crawl never waits for, so
+    ``RUSAGE_CHILDREN`` misses them) count too; a process's last 50 ms may be missed.
+    """
 
     def __init__(self, pid: int) -> None:
         self.process = psutil.Process(pid)
         self.peak = 0
+        self.cpu: dict[tuple[int, float], float] = {}  # (pid, start time) → CPU seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -154,15 +167,22 @@ class PeakRss:
             total = 0
             for process in tree:
                 try:
-                    total += process.memory_info().rss
+                    with process.oneshot():
+                        memory = process.memory_full_info()
+                        total += getattr(memory, "pss", memory.rss)
+                        times = process.cpu_times()
+                        key = (process.pid, process.create_time())
                 except psutil.NoSuchProcess:
                     continue
+                self.cpu[key] = times.user + times.system
             self.peak = max(self.peak, total)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, float, float]:
+        """Peak RSS in bytes, CPU seconds of the whole tree and of its root process alone."""
         self._stop.set()
         self._thread.join()
-        return self.peak
+        root = self.cpu.get((self.process.pid, self.process.create_time()), 0.0)
+        return self.peak, sum(self.cpu.values()), root
 
 
 @dataclass
@@ -173,6 +193,7 @@ class CrawlRun:
     peak_rss: int
     cpu_seconds: float = 0.0
     es_cpu_seconds: float = 0.0
+    main_cpu_seconds: float = 0.0  # the crawl process alone (reactor, pipeline, ES client)
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -220,11 +241,13 @@ def run_crawl(
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        peak = PeakRss(process.pid)
+        tree = ProcessTree(process.pid)
         out, err = process.communicate(timeout=3600)
         wall = time.perf_counter() - start
-        cpu, es_cpu = children_cpu() - cpu_start, cpu_seconds(elasticsearch) - es_start
-        rss = peak.stop()
+        es_cpu = cpu_seconds(elasticsearch) - es_start
+        rss, tree_cpu, main_cpu = tree.stop()
+        # The crawl process itself is waited for, so its final CPU time is exact there.
+        cpu = max(tree_cpu, children_cpu() - cpu_start)
     try:
         if process.returncode != 0:
             raise RuntimeError(f"veille crawl failed ({process.returncode}):\n{out}\n{err[-3000:]}")
@@ -234,7 +257,8 @@ def run_crawl(
             write_summary(folder / "crawl.raw", profile, title)
     finally:
         delete_prefix(url, prefix)
-    return CrawlRun(count, float(stats["elapsed_time_seconds"]), wall, rss, cpu, es_cpu, stats)
+    seconds = float(stats["elapsed_time_seconds"])
+    return CrawlRun(count, seconds, wall, rss, cpu, es_cpu, main_cpu, stats)
 
 
 def stage_times(
@@ -314,7 +338,9 @@ def print_report(report: dict[str, Any]) -> None:
     print(
         f"\nend-to-end crawl: {crawl['per_second']:.1f} articles/s, "
         f"{crawl['cpu_ms_per_article']:.1f} CPU ms/article "
-        f"({crawl['pages']} pages in {crawl['seconds']:.1f} s, wall {crawl['wall_seconds']:.1f} s;"
+        f"(crawl process {crawl['main_cpu_ms']:.1f}, extraction workers "
+        f"{crawl['workers_cpu_ms']:.1f}, Elasticsearch {crawl['es_cpu_ms']:.1f}; "
+        f"{crawl['pages']} pages in {crawl['seconds']:.1f} s, wall {crawl['wall_seconds']:.1f} s;"
         f" indexed {crawl['indexed']}; {crawl['processes']} extraction processes)"
     )
     print(
@@ -390,6 +416,11 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             "per_second": crawl.per_second,
             "cpu_ms_per_article": crawl.cpu_ms_per_article,
             "es_cpu_seconds": crawl.es_cpu_seconds,
+            "main_cpu_ms": 1000 * crawl.main_cpu_seconds / max(crawl.pages, 1),
+            "workers_cpu_ms": 1000
+            * (crawl.cpu_seconds - crawl.main_cpu_seconds)
+            / max(crawl.pages, 1),
+            "es_cpu_ms": 1000 * crawl.es_cpu_seconds / max(crawl.pages, 1),
             "indexed": int(crawl.stats.get("veille/indexed", 0)),
             "peak_rss": crawl.peak_rss,
             "processes": processes,
