@@ -35,6 +35,12 @@ from veille.spool import Spool, replay
 logger = logging.getLogger(__name__)
 
 
+def _with_id(document: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """A buffered ``(_id, document)`` as the spool keeps it: the document with its ``_id``."""
+    doc_id, source = document
+    return {"_id": doc_id, **source}
+
+
 class IndexStage(Stage):
     name = "index"
 
@@ -46,7 +52,7 @@ class IndexStage(Stage):
         self.index = IndexNames(self.env.index_prefix).articles
         self.bulk_size = settings.getint("VEILLE_BULK_SIZE", 200)
         self.interval = settings.getfloat("VEILLE_BULK_INTERVAL", 2.0)
-        self.buffer: list[dict[str, Any]] = []
+        self.buffer: list[tuple[str, dict[str, Any]]] = []  # (_id, document)
         self.spool = Spool(self.env.data_dir, crawler.spidercls.name)
         self.loop: task.LoopingCall | None = None
 
@@ -82,7 +88,7 @@ class IndexStage(Stage):
         return deferred_from_coro(self.flush())
 
     async def process_item(self, article: Article) -> Article:
-        self.buffer.append({"_id": article.id, **article.to_document()})
+        self.buffer.append((article.id, article.to_document()))
         if len(self.buffer) >= self.bulk_size:
             await self.flush()
         return article
@@ -92,13 +98,12 @@ class IndexStage(Stage):
         if documents:
             await in_thread(self._bulk, documents)
 
-    def _bulk(self, documents: list[dict[str, Any]]) -> None:
+    def _bulk(self, documents: list[tuple[str, dict[str, Any]]]) -> None:
         actions = (
-            {"_op_type": "create", "_index": self.index, "_id": doc["_id"], "_source": source}
-            for doc in documents
-            for source in [{k: v for k, v in doc.items() if k != "_id"}]
+            {"_op_type": "create", "_index": self.index, "_id": doc_id, "_source": source}
+            for doc_id, source in documents
         )
-        retry: list[dict[str, Any]] = []
+        retry: list[tuple[str, dict[str, Any]]] = []
         try:
             for (ok, result), doc in zip(
                 streaming_bulk(
@@ -121,14 +126,14 @@ class IndexStage(Stage):
                     self.count("index/already_present")
                 elif status == 400:
                     self.count("dead_letter")
-                    self.spool.dead_letter(doc, str(outcome.get("error")))
+                    self.spool.dead_letter(_with_id(doc), str(outcome.get("error")))
                 else:
                     retry.append(doc)
         except (ApiError, TransportError) as exc:
             logger.error("bulk indexing failed (%s); spooling %d articles", exc, len(documents))
             retry = documents
         if retry:
-            self.spool.add(retry)
+            self.spool.add([_with_id(doc) for doc in retry])
             self.count("spooled", len(retry))
 
     async def close_spider(self) -> None:

@@ -9,7 +9,7 @@ in one place only.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,7 +80,10 @@ class Article:
         ``title_<lang>``/``text_<lang>`` repeat the original under the field whose analyzer
         matches the article's language, so "commissariat" finds "commissariats".
         """
-        doc = asdict(self)
+        # Field by field, not dataclasses.asdict: that deep-copies every list and dictionary,
+        # which cost more than the rest of the index stage; the document is sent, not kept.
+        doc = {name: getattr(self, name) for name in _FIELD_NAMES}
+        doc["source"] = asdict(self.source)
         for key in ("published_at", "first_seen_at"):
             if doc[key] is not None:
                 doc[key] = doc[key].isoformat()
@@ -88,3 +91,6 @@ class Article:
             doc[f"title_{self.language}"] = self.title
             doc[f"text_{self.language}"] = self.text
         return {key: value for key, value in doc.items() if value is not None}
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Article))
