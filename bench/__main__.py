@@ -331,7 +331,7 @@ def print_report(report: dict[str, Any]) -> None:
     crawl, bare, goal = report["crawl"], report["bare_extraction"], report["index_goal"]
     print(f"\nVeille benchmark: {report['machine']}")
     print(f"corpus: {crawl['articles']} synthetic articles (fr/en/es, about half on topic)\n")
-    print(f"{'stage (alone, one at a time)':30} {'articles':>8} {'passed':>7} {'ms/article':>11}")
+    print(f"{'stage (alone, 32 in flight)':30} {'articles':>8} {'passed':>7} {'ms/article':>11}")
     for row in report["stages"]:
         per = 1000 * row["seconds"] / max(row["entered"], 1)
         print(f"{row['stage']:30} {row['entered']:8d} {row['passed']:7d} {per:11.2f}")
