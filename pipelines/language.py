@@ -4,6 +4,10 @@ In:  an Article with ``title`` and ``text``.
 Out: ``language`` (ISO 639-1) and ``language_confidence`` (langdetect's probability, 0..1).
 Drops: ``language_unsupported`` for languages outside ``VEILLE_LANGUAGES`` (default fr, en, es).
 
+Crawled articles arrive with their language already detected by their extraction worker
+(crawler/extraction_worker.py, same function, same sample); the stage keeps it and still drops
+unsupported languages. Articles without one are detected here.
+
 langdetect is seeded so the same text always gets the same answer; only a bounded prefix of
 the text is read (``VEILLE_LANGUAGE_SAMPLE`` characters, default 600: the title and about a
 hundred words, which langdetect tells apart without error for French, English and Spanish news).
