@@ -3,7 +3,6 @@ probabilities to the last bit, so the same ``(language, probability)`` on any te
 
 from __future__ import annotations
 
-import glob
 import multiprocessing
 import random
 
@@ -15,7 +14,7 @@ from langdetect.lang_detect_exception import LangDetectException
 from bench.corpus import build_corpus
 from crawler.extraction import NotAnArticle, extract_article
 from pipelines.language import _cleaned, _Draws, _factory, detect_language, warm_up
-from tests.support.runner import SITES
+from tests.support.articles import fixture_articles
 
 ODD_TEXTS = [
     "",
@@ -40,16 +39,6 @@ ODD_TEXTS = [
     "e",
     "Hola hello bonjour ciao hallo olá",
 ]
-
-
-def _fixture_articles() -> list[tuple[str, str]]:
-    found = []
-    for path in sorted(glob.glob(str(SITES / "*" / "**" / "*.html"), recursive=True)):
-        with open(path, "rb") as page:
-            result = extract_article(page.read(), f"http://127.0.0.1/{path}")
-        if not isinstance(result, NotAnArticle):
-            found.append((result.title, result.text))
-    return found
 
 
 def _generated_articles(count: int) -> list[tuple[str, str]]:
@@ -94,7 +83,7 @@ def test_random_draws_are_the_seeded_generators():
 
 
 def test_answers_are_langdetects_on_articles_and_odd_texts():
-    articles = _fixture_articles() + _generated_articles(60)
+    articles = fixture_articles() + _generated_articles(60)
     assert len(articles) > 70
     cases = [(title, text, sample) for title, text in articles for sample in (40, 600, 2000)]
     cases += [("", text, 600) for text in ODD_TEXTS] + [("Titre", "", 600), ("", "", 600)]
@@ -119,7 +108,7 @@ def test_answers_are_langdetects_on_articles_and_odd_texts():
 
 
 def test_a_worker_process_warmed_up_at_start_gives_the_same_answers():
-    articles = _fixture_articles()[:5] + [("", text) for text in ODD_TEXTS]
+    articles = fixture_articles()[:5] + [("", text) for text in ODD_TEXTS]
     with multiprocessing.get_context("spawn").Pool(1, initializer=warm_up) as pool:
         in_worker = pool.starmap(detect_language, articles)
     assert in_worker == [detect_language(title, text) for title, text in articles]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 
 import lxml.html
@@ -12,23 +11,14 @@ from langdetect import detect_langs
 from bench.corpus import build_corpus
 from crawler.extraction import NotAnArticle, extract_article
 from pipelines.language import detect_language
-from tests.support.runner import FAST_CRAWL, SITES, clean_env, run_veille, write_config
+from tests.support.articles import fixture_articles, fixture_pages
+from tests.support.runner import FAST_CRAWL, clean_env, run_veille, write_config
 from veille.es import IndexNames
 from veille.textmatch import STEMMER_NAMES, _stemmer, fold, stems
 
 
-def _fixture_articles() -> list[tuple[str, str]]:
-    found = []
-    for path in sorted(glob.glob(str(SITES / "*" / "**" / "*.html"), recursive=True)):
-        with open(path, "rb") as page:
-            result = extract_article(page.read(), f"http://127.0.0.1/{path}")
-        if not isinstance(result, NotAnArticle):
-            found.append((result.title, result.text))
-    return found
-
-
 def test_fast_language_detection_gives_langdetect_own_answers():
-    articles = _fixture_articles()
+    articles = fixture_articles()
     articles += [("Breve", "Le commissariat chinois de Montréal a fermé."), ("x", "the")]
     assert len(articles) > 10
     for sample in (40, 600, 2000):
@@ -112,11 +102,9 @@ def test_worker_text_work_is_what_the_normalize_and_language_stages_do():
     from crawler.extraction_worker import extract_page
     from pipelines.normalize import content_hash, tidy
 
-    pages = sorted(glob.glob(str(SITES / "*" / "**" / "*.html"), recursive=True))
     compared = 0
-    for path in pages:
-        with open(path, "rb") as page:
-            body = page.read().decode("utf-8", "replace")
+    for path in fixture_pages():
+        body = path.read_bytes().decode("utf-8", "replace")
         url = f"http://127.0.0.1/{path}"
         plain, worked = extract_article(body, url), extract_page(body, url)
         if isinstance(plain, NotAnArticle):
@@ -168,11 +156,11 @@ def test_extraction_workers_start_ready_without_the_crawl_main_module(tmp_path):
     marker = tmp_path / "imports.txt"
     script = tmp_path / "crawl_main.py"
     script.write_text(MAIN_SCRIPT.format(marker=str(marker)), encoding="utf-8")
-    page = next(iter(sorted(SITES.glob("*/**/*.html"))))
-    for path in sorted(SITES.glob("*/**/*.html")):
-        if not isinstance(extract_article(path.read_bytes(), "http://127.0.0.1/"), NotAnArticle):
-            page = path
-            break
+    page = next(
+        path
+        for path in fixture_pages()
+        if not isinstance(extract_article(path.read_bytes(), "http://127.0.0.1/"), NotAnArticle)
+    )
     done = subprocess.run(
         [sys.executable, str(script), str(marker), str(page)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
