@@ -335,9 +335,12 @@ def test_scheduler_in_distributed_mode_queues_the_feeds_instead_of_crawling(depl
 
 def test_two_workers_share_the_crawl_and_index_every_article_exactly_once(deployment, outlet):
     # 200 pages take a worker a few seconds; an idle worker that looks at the queue once a
-    # second (the default) would join late, so these look five times a second.
+    # second (the default) would join late, so these look five times a second, and each keeps
+    # at most four pages in flight, so neither takes the whole queue before the other starts.
     for _ in range(2):
-        deployment.start_worker("--set", "VEILLE_REDIS_POLL=0.2")
+        deployment.start_worker(
+            "--set", "VEILLE_REDIS_POLL=0.2", "--set", "CONCURRENT_REQUESTS=4"
+        )  # fmt: skip
     deployment.wait_for("two live workers", lambda: len(deployment.status()["workers"]) == 2)
 
     deployment.push()
