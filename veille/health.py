@@ -15,6 +15,11 @@ Flags, with N = ``VEILLE_QUIET_AFTER_RUNS``:
 An incident is a flag raised on consecutive runs. ``notified`` on each run carries the flags the
 operator was emailed about while they stay raised, so one incident means one email; if sending
 fails, the next run tries again.
+
+Elasticsearch down or refusing never loses a run: it is kept in ``<data>/runs/pending/`` (see
+:func:`veille.runs.keep_pending`), and the next :func:`record_run` stores the kept runs first,
+oldest first. A run kept before its history could be read is judged then, against the runs
+stored before it, so the chain of ``notified`` stays whole and no incident is emailed twice.
 """
 
 from __future__ import annotations
@@ -25,13 +30,23 @@ from email.message import EmailMessage
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import Elasticsearch
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
 
 from veille.config import ConfigError
 from veille.mailer import MailError, send_email
-from veille.runs import recent_runs, store_run
+from veille.runs import (
+    es_unavailable,
+    keep_pending,
+    pending_lock,
+    pending_runs,
+    recent_runs,
+    store_run,
+)
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from veille.runs import CrawlRun, RunSettings
 
 logger = logging.getLogger(__name__)
@@ -154,9 +169,58 @@ def notify_operator(run: CrawlRun, history: list[dict[str, Any]], quiet_after: i
     logger.warning("source %s flagged %s; operator emailed", run.source, ", ".join(new_flags))
 
 
-def record_run(client: Elasticsearch, index: str, run: CrawlRun, settings: RunSettings) -> None:
-    """Judge the run against the source's history, tell the operator if needed, store it."""
+def judge(client: Elasticsearch, index: str, run: CrawlRun, settings: RunSettings) -> None:
+    """Set the run's flags from the source's stored runs and tell the operator if needed."""
     history = recent_runs(client, index, run.source)
     assess(run, history, settings.quiet_after_runs)
     notify_operator(run, history, settings.quiet_after_runs)
-    store_run(client, index, run)
+
+
+def store_pending_runs(
+    client: Elasticsearch, index: str, data_dir: Path, settings: RunSettings
+) -> None:
+    """Store the runs kept while Elasticsearch was down, oldest first, each file deleted once
+    stored. A run not judged yet is judged and kept again as judged before it is stored, so its
+    email goes out once; storing a run twice (a crash before the delete) rewrites the same
+    ``_id``. Raises when Elasticsearch is still unavailable, leaving the rest in the folder."""
+    if not pending_runs(data_dir):
+        return
+    with pending_lock(data_dir):
+        for waiting in pending_runs(data_dir):
+            try:
+                if not waiting.judged:
+                    judge(client, index, waiting.run, settings)
+                    keep_pending(data_dir, waiting.run, judged=True)
+                store_run(client, index, waiting.run)
+            except (ApiError, TransportError) as exc:
+                if es_unavailable(exc):
+                    raise
+                logger.error("Elasticsearch refused run %s (%s); it stays in %s",
+                             waiting.run.run_id, exc, waiting.path)  # fmt: skip
+                continue
+            waiting.path.unlink()
+            logger.info("run %s, kept while Elasticsearch was down, is stored", waiting.run.run_id)
+
+
+def record_run(
+    client: Elasticsearch, index: str, run: CrawlRun, settings: RunSettings, data_dir: Path
+) -> None:
+    """Store the runs kept earlier, then judge this run, tell the operator if needed, store it.
+
+    Never raises for Elasticsearch down or refusing: the run is then kept in
+    ``<data>/runs/pending/`` (not judged if its history could not be read) for the next call.
+    """
+    judged = False
+    try:
+        store_pending_runs(client, index, data_dir, settings)
+        judge(client, index, run, settings)
+        judged = True
+        store_run(client, index, run)
+    except (ApiError, TransportError) as exc:
+        if not es_unavailable(exc):
+            raise
+        path = keep_pending(data_dir, run, judged)
+        logger.warning(
+            "Elasticsearch unavailable (%s): run %s is kept in %s and will be stored on the next "
+            "run", exc.__class__.__name__, run.run_id, path,
+        )  # fmt: skip

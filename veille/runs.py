@@ -10,6 +10,10 @@ The subprocess writes its stats to ``<data>/runs/<run_id>.json`` (the ``VEILLE_S
 extension) and its log to ``<data>/logs/<source>/<run_id>.log``. A crawl past its time limit gets
 SIGTERM (Scrapy closes cleanly and still writes its stats), then SIGKILL after the stop grace.
 A lock file per source keeps one source from being crawled twice at once, across processes.
+
+A run that cannot be stored because Elasticsearch is down or refusing waits in
+``<data>/runs/pending/<run_id>.json`` (:func:`keep_pending`, written atomically and fsync'd) until
+:func:`veille.health.record_run` stores it, oldest first, under its own ``_id``.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
 
 from veille.config import Config, ConfigError, Environment, Source, parse_duration
 from veille.crawl import SPIDERS_BY_TYPE
+from veille.spool import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +152,14 @@ class CrawlRun:
         for key in ("started_at", "ended_at"):
             doc[key] = doc[key].isoformat() if doc[key] else None
         return doc
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> CrawlRun:
+        """The run back from its :meth:`document`."""
+        run = cls(**doc)
+        run.started_at = datetime.fromisoformat(doc["started_at"])
+        run.ended_at = datetime.fromisoformat(doc["ended_at"]) if doc["ended_at"] else None
+        return run
 
 
 class CrawlNotStarted(Exception):
@@ -332,6 +346,65 @@ def recent_runs(client: Elasticsearch, index: str, source: str, size: int = 50) 
 
 def store_run(client: Elasticsearch, index: str, run: CrawlRun) -> None:
     client.index(index=index, id=run.run_id, document=run.document(), refresh="wait_for")
+
+
+def es_unavailable(exc: ApiError | TransportError) -> bool:
+    """Elasticsearch could not be reached (any transport error) or refused for now (5xx, 429, a
+    read-only block), rather than refusing the document itself."""
+    if isinstance(exc, ApiError):
+        status = exc.meta.status
+        return status >= 500 or status == 429 or exc.error == "cluster_block_exception"
+    return True
+
+
+def pending_dir(data_dir: Path) -> Path:
+    return data_dir / "runs" / "pending"
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """A run record waiting for Elasticsearch; ``judged``: flags set and operator told already."""
+
+    path: Path
+    run: CrawlRun
+    judged: bool
+
+
+def keep_pending(data_dir: Path, run: CrawlRun, judged: bool) -> Path:
+    """Keep the run in ``<data>/runs/pending/<run_id>.json``; on disk when this returns."""
+    folder = pending_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run.run_id}.json"
+    making = path.with_name(path.name + ".new")
+    with making.open("w", encoding="utf-8") as handle:
+        json.dump({"judged": judged, "run": run.document()}, handle, ensure_ascii=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(making, path)
+    fsync_dir(folder)
+    return path
+
+
+def pending_runs(data_dir: Path) -> list[PendingRun]:
+    """The kept run records, oldest first; a file that cannot be read is logged and left there."""
+    found = []
+    for path in pending_dir(data_dir).glob("*.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            found.append(PendingRun(path, CrawlRun.from_document(record["run"]), record["judged"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.error("run record %s cannot be read (%s); it is left there", path, exc)
+    return sorted(found, key=lambda waiting: (waiting.run.started_at, waiting.run.run_id))
+
+
+@contextmanager
+def pending_lock(data_dir: Path) -> Iterator[None]:
+    """Wait for, then hold, the lock on the pending run records (across threads and processes)."""
+    folder = pending_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder.parent / "pending.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def list_runs(

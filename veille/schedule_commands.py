@@ -112,7 +112,7 @@ def run_now(
         cli.fail(f"{exc}; try again when that run ends", 1)
     except ValueError as exc:
         cli.fail(str(exc), 2)
-    record_run(client, index, run, run_settings)
+    record_run(client, index, run, run_settings, env.data_dir)
     if as_json:
         print(json.dumps(run.document(), indent=2))
     else:

@@ -195,7 +195,7 @@ def crawl_job(source_name: str) -> None:
     client = make_client(_runtime.env)
     try:
         record_run(client, IndexNames(_runtime.env.index_prefix).crawls, run,
-                   _runtime.run_settings)  # fmt: skip
+                   _runtime.run_settings, _runtime.env.data_dir)  # fmt: skip
     finally:
         client.close()
     logger.info(

@@ -44,7 +44,7 @@ def spool_dir(data_dir: Path) -> Path:
     return data_dir / "spool"
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a new file's name durable, not only its content."""
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -78,7 +78,7 @@ class Spool:
             self._handle = making.open("a", encoding="utf-8")
             fcntl.flock(self._handle, fcntl.LOCK_EX)
             os.replace(making, self.path)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         _write_lines(self._handle, documents)
 
     def dead_letter(self, document: dict[str, Any], reason: str) -> None:
@@ -239,7 +239,7 @@ def _rewrite(path: Path, documents: list[dict[str, Any]]) -> None:
     with partial.open("w", encoding="utf-8") as handle:
         _write_lines(handle, documents)
     os.replace(partial, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _send(
