@@ -2,13 +2,19 @@
 
 In:  a text (an article's body, or its pivot-language translation) and a :class:`Scheme`
      (shingle size in words, bands × rows = the number of MinHash permutations).
-Out: a :class:`Sketch` — the datasketch MinHash signature, the number of distinct shingles, and
+Out: a :class:`Sketch` — the MinHash signature, the number of distinct shingles, and
      one term per LSH band (``"<band>-<hash>"``). Two texts whose Jaccard similarity is ``s``
      share at least one band term with probability ``1 - (1 - s**rows)**bands``, so looking up
      near duplicates is one ``terms`` query on the stored band terms; :func:`similarity`
      then estimates Jaccard and containment from the two signatures to confirm a candidate
      (:func:`containment` computes it exactly from two shingle sets, for low similarities
      where the estimate is too noisy).
+
+The signature is the one datasketch's ``MinHash`` computes (SHA-1 of each shingle, first four
+bytes little-endian, then ``(a·h + b) mod (2^61 − 1)`` keeping the low 32 bits, the parameters
+drawn from ``numpy.random.RandomState(seed)`` in its order): sketches stored by earlier
+releases stay comparable. It is done here on whole shingle sets at once, without importing
+datasketch, whose import alone costs a crawl about a second (it pulls in scipy).
 
 Sketches travel in documents as :meth:`Sketch.to_document` (``bands``, ``signature`` as
 base64 of little-endian uint32, ``shingles``) and come back with :meth:`Sketch.from_document`.
@@ -24,7 +30,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from datasketch import MinHash
 
 _WORDS = re.compile(r"\w+")
 
@@ -63,9 +68,34 @@ class Scheme:
         return 1 - (1 - similarity**self.rows) ** self.bands
 
 
+_MERSENNE_PRIME = np.uint64((1 << 61) - 1)
+_MAX_HASH = np.uint64((1 << 32) - 1)
+
+
 @lru_cache(maxsize=8)
-def _permutations(num_perm: int, seed: int) -> Any:
-    return MinHash(num_perm=num_perm, seed=seed).permutations
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``a`` and ``b`` of each permutation, drawn as datasketch draws them."""
+    generator = np.random.RandomState(seed)
+    pairs = [
+        (
+            generator.randint(1, _MERSENNE_PRIME, dtype=np.uint64),
+            generator.randint(0, _MERSENNE_PRIME, dtype=np.uint64),
+        )
+        for _ in range(num_perm)
+    ]
+    a, b = np.array(pairs, dtype=np.uint64).T
+    return a.copy(), b.copy()
+
+
+def signature_of(found: set[bytes] | list[bytes], num_perm: int, seed: int) -> np.ndarray:
+    """The MinHash signature (uint64 values below 2^32) of a non-empty set of shingles."""
+    digests = b"".join([hashlib.sha1(shingle).digest() for shingle in found])
+    # Each SHA-1 digest is five 32-bit words; the hash of a shingle is the first, little-endian.
+    hashes = np.frombuffer(digests, dtype="<u4")[::5].astype(np.uint64)[:, np.newaxis]
+    a, b = _permutations(num_perm, seed)
+    # uint64 products wrap around exactly as datasketch's do.
+    permuted = np.bitwise_and((hashes * a + b) % _MERSENNE_PRIME, _MAX_HASH)
+    return permuted.min(axis=0)
 
 
 def words(text: str, min_length: int = 0) -> list[str]:
@@ -132,10 +162,7 @@ def sketch_shingles(found: set[bytes], scheme: Scheme) -> Sketch | None:
     """The sketch of a shingle set made with :func:`shingles` and the same scheme."""
     if not found:
         return None
-    permutations = _permutations(scheme.num_perm, scheme.seed)
-    minhash = MinHash(num_perm=scheme.num_perm, permutations=permutations)
-    minhash.update_batch(list(found))
-    signature = minhash.hashvalues.astype(np.uint64)
+    signature = signature_of(found, scheme.num_perm, scheme.seed)
     return Sketch(signature, len(found), band_terms(signature, scheme))
 
 
