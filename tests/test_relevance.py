@@ -64,3 +64,16 @@ def test_excluded_phrase_vetoes(topic):
     )
     assert result.excluded_by == "Commissariat à l'énergie atomique"
     assert not result.passes(topic.min_score)
+
+
+def test_phrase_counts_follow_stems_and_word_boundaries():
+    text = StemIndex(
+        "Police stations, a police station; the stationary police. Police police police", "en"
+    )
+    assert text.count("police station") == 2  # plural and singular, not across "stationary"
+    assert text.count("station") == 2
+    assert text.count("police") == 6
+    assert text.count("police police") == 3  # overlapping occurrences each count
+    assert text.count("station police") == 0
+    assert StemIndex("comisarías y comisaría", "es").count("comisaría") == 2
+    assert StemIndex("", "fr").count("commissariat") == 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
 from functools import lru_cache
 
 import snowballstemmer
@@ -50,29 +49,43 @@ def stems(text: str, language: str) -> list[str]:
             known.clear()
         stemmer = _stemmer(language)
         for word in new:
-            known[word] = fold(stemmer.stemWord(word))
+            # No space in a stem: StemIndex joins stems with spaces (a few compatibility
+            # characters fold to one).
+            known[word] = fold(stemmer.stemWord(word)).replace(" ", "")
     return list(map(known.__getitem__, words))
 
 
+@lru_cache(maxsize=4096)
+def _phrase(phrase: str, language: str) -> tuple[tuple[str, ...], bool]:
+    """A phrase's stems, and whether two of its occurrences can overlap ("a a", "a b a")."""
+    wanted = tuple(stems(phrase, language))
+    overlaps = any(wanted[:size] == wanted[-size:] for size in range(1, len(wanted)))
+    return wanted, overlaps
+
+
 class StemIndex:
-    """Positions of each stem in a text, for fast word and phrase look-ups."""
+    """A text's stems, for fast word and phrase look-ups.
+
+    Each stem is kept between two spaces (a stem has none), so counting a phrase is one
+    substring count of its stems written the same way, done in C; phrases whose occurrences
+    can overlap are counted stem by stem instead, as a substring count would miss those.
+    """
 
     def __init__(self, text: str, language: str) -> None:
         self.language = language
         self.sequence = stems(text, language)
-        positions: dict[str, list[int]] = defaultdict(list)
-        for position, stem in enumerate(self.sequence):
-            positions[stem].append(position)
-        self.positions = positions
+        self._spaced = f" {'  '.join(self.sequence)} "
 
     def count(self, phrase: str) -> int:
         """How many times the phrase's stems occur consecutively."""
-        wanted = stems(phrase, self.language)
+        wanted, overlaps = _phrase(phrase, self.language)
         if not wanted:
             return 0
-        first, rest = wanted[0], wanted[1:]
+        if not overlaps:
+            return self._spaced.count(f" {'  '.join(wanted)} ")
+        size = len(wanted)
         return sum(
             1
-            for start in self.positions.get(first, ())
-            if self.sequence[start + 1 : start + 1 + len(rest)] == rest
+            for start in range(len(self.sequence) - size + 1)
+            if tuple(self.sequence[start : start + size]) == wanted
         )
