@@ -140,7 +140,15 @@ VEILLE_SKIP_INDEXED = True
 VEILLE_RESUME = True
 DUPEFILTER_CLASS = "crawler.resume.RunDupeFilter"
 
-EXTENSIONS = {"crawler.extensions.stats_file.StatsFile": 500}
+EXTENSIONS = {
+    "crawler.extensions.stats_file.StatsFile": 500,
+    "crawler.extensions.gc_tuning.GcTuning": 510,
+}
+# Garbage collection (crawler/extensions/gc_tuning.py): objects loaded before the crawl are
+# frozen out of the collector's walks, and young objects are collected every
+# VEILLE_GC_THRESHOLD new ones instead of 700. VEILLE_GC_FREEZE=false leaves Python's defaults.
+VEILLE_GC_FREEZE = True
+VEILLE_GC_THRESHOLD = 7000
 
 # SSRF guard (crawler/middlewares/ssrf.py): loopback, private, link-local, multicast and reserved
 # addresses are refused, whatever their spelling, before robots.txt is even asked.
