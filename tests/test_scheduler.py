@@ -370,7 +370,12 @@ def test_editing_sources_and_restarting_adds_changes_and_removes_jobs(workspace)
     with scheduler_running(workspace, VEILLE_SCHEDULER_TASKS="all") as scheduler:
         pass
     first = jobs(workspace)
-    tasks = {"task:alerts-send", "task:spool-replay", "task:translate-pending"}
+    tasks = {
+        "task:alerts-send",
+        "task:spool-replay",
+        "task:translate-pending",
+        "task:clusters-prune",
+    }
     assert set(first) == {"crawl:alpha", "crawl:bravo", "crawl:charlie"} | tasks
     assert os.stat(
         Path(workspace["env"]["VEILLE_DATA_DIR"]) / "scheduler.sqlite"
@@ -393,7 +398,8 @@ def test_editing_sources_and_restarting_adds_changes_and_removes_jobs(workspace)
     for line in (
         "jobs added: crawl:delta, crawl:echo",
         "jobs changed: crawl:bravo",
-        "jobs removed: crawl:charlie, task:alerts-send, task:translate-pending",
+        "jobs removed: crawl:charlie, task:alerts-send, task:clusters-prune, "
+        "task:translate-pending",
         "jobs kept: crawl:alpha, task:spool-replay",
     ):
         assert line in log

@@ -29,6 +29,7 @@ from veille.cli_support import (
     parse_overrides,
     print_crawl_summary,
 )
+from veille.cluster_commands import app as clusters_app
 from veille.config import ConfigError
 from veille.schedule_commands import app as schedule_app
 from veille.spool_commands import app as spool_app
@@ -43,6 +44,7 @@ app = typer.Typer(
 app.add_typer(schedule_app)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(spool_app, name="spool")
+app.add_typer(clusters_app, name="clusters")
 app.add_typer(worker_app)
 
 

@@ -31,6 +31,11 @@ rewrites its claim record to name the canonical. Both reach the same answer from
 facts, so two crawler processes end with one canonical article. A batch decides its articles in
 arrival order, each seeing the earlier ones as settled, so it ends as if they had come one
 after another.
+
+Claims matter only while an article is not searchable yet; after that, look-ups find it in the
+articles index. :func:`prune_claims` (``veille clusters prune``, a daily scheduler task) deletes
+claims older than a cutoff: band terms first, then the article records, so a band term left
+standing always has its holder's record.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from elastic_transport import TransportError
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, helpers
 
 from veille.article import Article, utcnow
 from veille.minhash import (
@@ -588,3 +593,66 @@ class StoryClusters:
         for entry, item in zip(corrected, items, strict=True):
             if item["index"]["status"] >= 300:
                 entry.failure = RuntimeError(f"cluster claim refused: {item['index'].get('error')}")
+
+
+# --- pruning: claims nobody needs any more ------------------------------------------------
+
+
+def prune_claims(
+    client: Elasticsearch, claims_index: str, older_than: timedelta, page_size: int = 1000
+) -> dict[str, int]:
+    """Delete the claims made more than ``older_than`` ago; returns how many, by ``kind``.
+
+    Band terms go first, then the article records: a record's ``claimed_at`` is never older
+    than the band terms it holds, so every band term still standing keeps its holder's record,
+    and a record is only ever read as the holder of a band term. One point in time is paged
+    through ``page_size`` ids at a time, each page deleted in one bulk. A delete carries the
+    sequence number the page saw, so a claim deleted and made again meanwhile (two pruners at
+    once) stays; claims already gone or made again are not counted.
+    """
+    cutoff = (utcnow() - older_than).isoformat()
+    pit = client.open_point_in_time(index=claims_index, keep_alive="2m")["id"]
+    deleted: dict[str, int] = {}
+    try:
+        for kind in ("band", "article"):
+            deleted[kind] = 0
+            after: list[Any] | None = None
+            while True:
+                page = client.search(
+                    pit={"id": pit, "keep_alive": "2m"},
+                    query={
+                        "bool": {
+                            "filter": [
+                                {"term": {"kind": kind}},
+                                {"range": {"claimed_at": {"lt": cutoff}}},
+                            ]
+                        }
+                    },
+                    sort=[{"_shard_doc": "asc"}],
+                    size=page_size,
+                    source=False,
+                    seq_no_primary_term=True,
+                    track_total_hits=False,
+                    search_after=after,
+                )
+                pit, hits = page["pit_id"], page["hits"]["hits"]
+                if not hits:
+                    break
+                actions = [
+                    {
+                        "_op_type": "delete",
+                        "_index": hit["_index"],
+                        "_id": hit["_id"],
+                        "if_seq_no": hit["_seq_no"],
+                        "if_primary_term": hit["_primary_term"],
+                    }
+                    for hit in hits
+                ]
+                done, _ = helpers.bulk(
+                    client, actions, chunk_size=page_size, ignore_status=(404, 409)
+                )
+                deleted[kind] += done
+                after = hits[-1]["sort"]
+    finally:
+        client.close_point_in_time(id=pit)
+    return deleted

@@ -4,8 +4,8 @@ In:  the validated config (each source's ``schedule``), the environment, optiona
      setting overrides for every crawl, and :class:`ScheduleSettings` from ``VEILLE_*``.
 Out: APScheduler 3 jobs in a SQLite job store, ``<data>/scheduler.sqlite`` (mode 0600): job
      ``crawl:<source>`` per enabled source and ``task:<name>`` per maintenance command of
-     :data:`MAINTENANCE_TASKS` (alert emails, spool replay, translation backfill); each crawl
-     runs through :func:`veille.runs.run_crawl` and is recorded by
+     :data:`MAINTENANCE_TASKS` (alert emails, spool replay, translation backfill, pruning old
+     cluster claims); each crawl runs through :func:`veille.runs.run_crawl` and is recorded by
      :func:`veille.health.record_run`; a task's output goes to ``<data>/logs/task-<name>/``.
 
 At start the store is reconciled with the config: a new source gets a job whose first run comes
@@ -74,6 +74,7 @@ MAINTENANCE_TASKS: tuple[MaintenanceTask, ...] = (
     MaintenanceTask("alerts-send", ("alerts", "send"), Schedule(every="2m", jitter="0s")),
     MaintenanceTask("spool-replay", ("spool", "replay"), Schedule(every="10m", jitter="1m")),
     MaintenanceTask("translate-pending", ("translate", "--pending"), Schedule(every="30m")),
+    MaintenanceTask("clusters-prune", ("clusters", "prune"), Schedule(every="1d", jitter="1h")),
 )
 
 
