@@ -97,6 +97,15 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process ``pid`` onto ``cpus`` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except OSError:  # a thread that ended meanwhile
+            continue
+
+
 def write_config(folder: Path, count: int, seed: int, base_url: str) -> Path:
     """A config folder: one feed source per synthetic outlet, the shipped topic files."""
     corpus = build_corpus(count, seed, base_url)
@@ -222,9 +231,19 @@ def delete_prefix(url: str, prefix: str) -> None:
 
 
 def run_crawl(
-    count: int, seed: int, url: str, work: Path, extra: list[str], profile: Path | None = None
+    count: int,
+    seed: int,
+    url: str,
+    work: Path,
+    extra: list[str],
+    profile: Path | None = None,
+    cpus: set[int] | None = None,
 ) -> CrawlRun:
-    """A real ``veille crawl --all`` over ``count`` served articles, in a subprocess."""
+    """A real ``veille crawl --all`` over ``count`` served articles, in a subprocess.
+
+    With ``cpus``, the crawl and its extraction workers run on those CPUs only, and
+    Elasticsearch and the corpus server on the others.
+    """
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
     folder = work / prefix
     stats_file = folder / "stats.json"
@@ -236,16 +255,24 @@ def run_crawl(
         if profile is not None:
             command = [*spy(folder / "crawl.raw"), *command]
         elasticsearch = es_process(url)
+        everything = set(range(os.cpu_count() or 1))
+        if cpus:
+            for service in (elasticsearch.pid if elasticsearch else None, server.pid):
+                if service is not None:
+                    pin(service, everything - cpus)
         start = time.perf_counter()
         cpu_start, es_start = children_cpu(), cpu_seconds(elasticsearch)
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )  # fmt: skip
         tree = ProcessTree(process.pid)
         out, err = process.communicate(timeout=3600)
         wall = time.perf_counter() - start
         es_cpu = cpu_seconds(elasticsearch) - es_start
         rss, tree_cpu, main_cpu = tree.stop()
+        if cpus and elasticsearch is not None:
+            pin(elasticsearch.pid, everything)
         # The crawl process itself is waited for, so its final CPU time is exact there.
         cpu = max(tree_cpu, children_cpu() - cpu_start)
     try:
@@ -374,16 +401,23 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     extra = list(args.set or [])
     from veille.crawl import crawl_settings
 
+    cpus = args.cpus
+    if cpus:
+        # The crawl extracts with one process per CPU it is given, as the bare loop does; the
+        # bench itself, Elasticsearch and the corpus server keep to the other CPUs.
+        if not any(s.startswith("VEILLE_EXTRACT_PROCESSES=") for s in extra):
+            extra.append(f"VEILLE_EXTRACT_PROCESSES={len(cpus)}")
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - cpus)
     processes = crawl_settings(dict(s.split("=", 1) for s in extra)).getint(
         "VEILLE_EXTRACT_PROCESSES", os.cpu_count() or 1
     )
     with tempfile.TemporaryDirectory(prefix="veille-bench-") as tmp:
         work = Path(tmp)
         print(f"crawl of {args.articles} articles …", file=sys.stderr)
-        crawl = run_crawl(args.articles, args.seed, url, work, extra)
+        crawl = run_crawl(args.articles, args.seed, url, work, extra, cpus=cpus)
         print("bare extraction loop …", file=sys.stderr)
         extracted, bare_seconds, bare_cpu = bare_extraction(
-            args.articles, args.seed, max(processes, 1)
+            args.articles, args.seed, max(processes, 1), cpus
         )
         print("stages alone …", file=sys.stderr)
         stages = stage_times(
@@ -395,7 +429,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 memory[str(size)] = crawl
                 continue
             print(f"crawl of {size} articles (memory) …", file=sys.stderr)
-            memory[str(size)] = run_crawl(size, args.seed, url, work, extra)
+            memory[str(size)] = run_crawl(size, args.seed, url, work, extra, cpus=cpus)
 
     bare_rate = extracted / bare_seconds
     bare_cpu_ms = 1000 * bare_cpu / extracted
@@ -407,7 +441,13 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     index_ratio = goal["stage_docs_per_s"] / goal["bulk_docs_per_s"]
     index_cpu_ratio = goal["bulk_cpu_ms_per_doc"] / goal["stage_cpu_ms_per_doc"]
     return {
-        "machine": f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
+        "machine": f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+        + (
+            f"; crawl and bare loop on CPU {','.join(map(str, sorted(cpus)))}, Elasticsearch, "
+            "corpus server and bench on the others"
+            if cpus
+            else "; everything on every CPU"
+        ),
         "crawl": {
             "articles": args.articles,
             "pages": crawl.pages,
@@ -465,6 +505,26 @@ def run_profile(args: argparse.Namespace) -> None:
         print(f"{stages}: {args.sample} articles per stage")
 
 
+def parse_cpus(parser: argparse.ArgumentParser, text: str | None) -> set[int] | None:
+    """``0,2`` or ``0-3`` as a set of CPU numbers, leaving at least one CPU for the rest."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        parser.error(f"--cpus {text!r}: write CPU numbers like 0 or 0,1 or 0-3")
+    available = os.sched_getaffinity(0)
+    if not cpus < available:
+        parser.error(
+            f"--cpus {text!r}: choose some of CPUs {sorted(available)} and leave at least one "
+            "for Elasticsearch and the corpus server"
+        )
+    return cpus
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["all", "profile"])
@@ -476,6 +536,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--set", action="append", help="Scrapy setting for the crawls: NAME=VALUE")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--cpus",
+        help="CPUs for the crawl and the bare loop, e.g. 0 or 0-3; Elasticsearch, the corpus "
+        "server and the bench itself then run on the others",
+    )
     args = parser.parse_args(argv)
     args.articles = args.articles or (400 if args.quick else 2000)
     memory = args.memory or ("100,400" if args.quick else "1000,10000")
@@ -483,6 +548,7 @@ def main(argv: list[str] | None = None) -> None:
     args.sample = args.sample or (80 if args.quick else 300)
     args.index_docs = args.index_docs or (600 if args.quick else 2000)
     args.rounds = 2 if args.quick else 3
+    args.cpus = parse_cpus(parser, args.cpus)
     if args.command == "profile":
         run_profile(args)
         return

@@ -109,6 +109,10 @@ class CorpusServer:
         self.base_url = self._pipe.recv()
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def requests(self) -> int:
         """How many requests the server has answered so far."""
         self._pipe.send("count")

@@ -118,14 +118,20 @@ def _bare_extract(page: tuple[str, str]) -> tuple[bool, float]:
     return document is not None, time.process_time() - start
 
 
-def bare_extraction(count: int, seed: int, processes: int) -> tuple[int, float, float]:
-    """The extraction limit: the crawl's trafilatura call over the same pages, no crawl."""
+def bare_extraction(
+    count: int, seed: int, processes: int, cpus: set[int] | None = None
+) -> tuple[int, float, float]:
+    """The extraction limit: the crawl's trafilatura call over the same pages, no crawl.
+
+    With ``cpus``, the loop's processes run on those CPUs only (as the crawl did).
+    """
     base_url = "http://127.0.0.1:1"
     corpus = build_corpus(count, seed, base_url)
     pages = [(base_url + path, body.decode("utf-8")) for path, body in corpus.article_pages()]
     del corpus
     context = multiprocessing.get_context("spawn")
-    with context.Pool(processes) as pool:
+    pinning = (os.sched_setaffinity, (0, cpus)) if cpus else (None, ())
+    with context.Pool(processes, *pinning) as pool:
         pool.map(_bare_extract, pages[: processes * 2])  # imports done before timing
         start = time.perf_counter()
         results = list(pool.imap_unordered(_bare_extract, pages, chunksize=4))
@@ -283,6 +289,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         },
     ]
     pipelines = crawl_settings().getwithbase("ITEM_PIPELINES")
+    # A crawl loads langdetect's profiles once, in the extraction forkserver before the first
+    # page; load them here too, so the language stage's figure is per article, not the load.
+    from pipelines.language import detect_language
+
+    detect_language("Veille", "Une phrase pour charger les profils de langue.", 600)
     flowing, after_language = articles, articles
     for path in sorted(pipelines, key=lambda p: pipelines[p] or 0):
         run = await run_stage(path, args.prefix, flowing)
