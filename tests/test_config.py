@@ -70,6 +70,18 @@ def test_schedule_needs_exactly_one_kind(config_copy: Path):
         load_config(config_copy)
 
 
+def test_source_time_limit_is_a_duration_and_names_its_key(config_copy: Path):
+    path = config_copy / "sources.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("    country: GB\n", "    country: GB\n    time_limit: 45m\n", 1))
+    limited = [s for s in load_config(config_copy).sources if s.time_limit]
+    assert [s.time_limit_delta.total_seconds() for s in limited] == [2700]
+    path.write_text(text.replace("    country: GB\n", "    country: GB\n    time_limit: soon\n", 1))
+    with pytest.raises(ConfigError, match=r"sources\.\d+\.time_limit.*not a duration") as caught:
+        load_config(config_copy)
+    assert caught.value.line is not None
+
+
 def test_durations():
     assert parse_duration("30m").total_seconds() == 1800
     assert parse_duration("2h").total_seconds() == 7200

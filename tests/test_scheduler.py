@@ -323,6 +323,25 @@ def test_crashing_crawl_is_recorded_as_failed_with_its_exit_code(newsroom, es, w
     assert "crashing" in shown.stdout and "failed" in shown.stdout
 
 
+def test_a_sources_own_time_limit_stops_its_crawl_before_the_default_one(workspace, es):
+    with HangingSite() as hanging:
+        write_sources(workspace["config"], [
+            _source("slow-site", hanging.url, "1h", time_limit="6s"),
+        ])  # fmt: skip
+        env = {
+            **workspace["env"],
+            "VEILLE_CRAWL_TIME_LIMIT": "10m",
+            "VEILLE_CRAWL_STOP_GRACE": "2s",
+        }
+        stopped = run_veille("run-now", "slow-site", *FAST_CRAWL, env=env, timeout=120)
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    assert "slow-site: timeout" in stopped.stdout
+    [run] = runs_of(es, workspace["prefix"], "slow-site")
+    assert run["status"] == "timeout"
+    assert 6 <= run["duration_s"] < 6 + 2 + 30
+    assert "time limit of 0:00:06" in run["message"]
+
+
 def test_killed_scheduler_keeps_its_jobs_and_runs_a_missed_job_once_after_restart(
     newsroom, es, workspace
 ):

@@ -108,15 +108,28 @@ class Source(StrictModel):
     schedule: Schedule = Schedule(every="1h")
     topics: list[str] | None = None
     enabled: bool = True
+    # How long one crawl of this source may run (e.g. 45m); VEILLE_CRAWL_TIME_LIMIT when unset.
+    time_limit: Duration | None = None
 
     @field_validator("urls", mode="before")
     @classmethod
     def _single_url(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("time_limit")
+    @classmethod
+    def _positive_limit(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value).total_seconds() < 1:
+            raise ValueError(f"time_limit {value!r} must be 1s or more, e.g. 45m")
+        return value
+
     @property
     def url_strings(self) -> list[str]:
         return [str(url) for url in self.urls]
+
+    @property
+    def time_limit_delta(self) -> timedelta | None:
+        return parse_duration(self.time_limit) if self.time_limit else None
 
 
 class SourcesFile(StrictModel):

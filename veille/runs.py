@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,8 @@ def env_int(name: str, default: int, minimum: int = 1) -> int:
 class RunSettings:
     """How crawl runs are bounded and judged, from the environment.
 
-    ``VEILLE_CRAWL_TIME_LIMIT`` (default 30m): a crawl still running then is stopped (``timeout``).
+    ``VEILLE_CRAWL_TIME_LIMIT`` (default 30m): a crawl still running then is stopped (``timeout``);
+    a source's own ``time_limit`` (``sources.yaml``) replaces it for that source.
     ``VEILLE_CRAWL_STOP_GRACE`` (default 30s): time between SIGTERM and SIGKILL.
     ``VEILLE_QUIET_AFTER_RUNS`` (default 3): runs in a row without entries (or failing) before a
     source is flagged.
@@ -288,6 +289,8 @@ def run_crawl(
     """
     if source.type not in SPIDERS_BY_TYPE:
         raise ValueError(f"source {source.name}: no spider reads type {source.type!r} yet")
+    if source.time_limit_delta is not None:  # the source's own time_limit wins over the default
+        settings = replace(settings, time_limit=source.time_limit_delta)
     started = datetime.now(UTC)
     run = CrawlRun(
         run_id=f"{source.name}-{started:%Y%m%dT%H%M%S%fZ}",
