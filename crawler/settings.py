@@ -168,6 +168,12 @@ DOWNLOADER_MIDDLEWARES = {
 # CIDR ranges the guard allows anyway (comma-separated); the VEILLE_ALLOWED_NETWORKS environment
 # variable adds to them. Tests allow 127.0.0.1/32 for their fixture sites.
 VEILLE_ALLOWED_NETWORKS: list[str] = []
+# Connections resolve host names through crawler/resolver.py: Scrapy's resolver, except that an
+# address the guard refuses is never returned, so a name cannot answer a public address to the
+# guard and an internal one to the connection (DNS rebinding). TWISTED_DNS_RESOLVER is Scrapy
+# 2.19's name for DNS_RESOLVER (deprecated); crawler.resolver.PublicAddressHostnameResolver
+# resolves IPv6 too.
+TWISTED_DNS_RESOLVER = "crawler.resolver.PublicAddressResolver"
 # Write the crawl's stats as JSON to this file when it closes (set by the scheduler; empty: off).
 VEILLE_STATS_FILE = ""
 

@@ -1,7 +1,8 @@
 """SSRF guard: no request leaves for a loopback, private, link-local, multicast or reserved address.
 
 In:  every request the crawl is about to download (feeds, articles, robots.txt, each redirect:
-     a redirect is a new request and comes through here again), and every response.
+     a redirect is a new request and comes through here again), every response, and every
+     download error.
 Out: the request unchanged when its host is public; otherwise ``IgnoreRequest``, counted as
      ``veille/dropped/blocked_address`` and logged once with the URL and the reason (requests
      with an errback, such as feeds, are reported by it instead).
@@ -10,8 +11,11 @@ The host is judged as an address whatever its spelling: IPv4 in dotted, decimal
 (``2130706433``), octal (``0177.0.0.1``), hexadecimal (``0x7f.1``) or short (``127.1``) form,
 IPv6 (``[::1]``), IPv4-mapped and 6to4 IPv6 (``[::ffff:10.0.0.1]``), and host names, which are
 resolved (in a thread, never on the reactor) and refused if any of their addresses is refused.
-After the download the peer address the response actually came from is checked too. Only
-``http`` and ``https`` URLs are fetched.
+Connections resolve the name again through crawler/resolver.py, which never returns a refused
+address, so a name cannot answer a public address here and an internal one to the connection; a
+name it found no allowed address for is refused here from then on, counted the same way. After
+the download the peer address the response actually came from is checked too. Only ``http`` and
+``https`` URLs are fetched.
 
 Setting ``VEILLE_ALLOWED_NETWORKS``: CIDR ranges that are allowed anyway, e.g.
 ``127.0.0.1/32,10.20.0.0/16`` (a list or a comma-separated string); the environment variable
@@ -31,8 +35,9 @@ from urllib.parse import unquote
 
 from scrapy import Request
 from scrapy.crawler import Crawler
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import CannotResolveHostError, IgnoreRequest
 from scrapy.http import Response
+from scrapy.utils.datatypes import LocalCache
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.error import DNSLookupError
 
@@ -45,6 +50,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SETTING = "VEILLE_ALLOWED_NETWORKS"
 STAT = "veille/dropped/blocked_address"
+
+# Host names the connection resolver (crawler/resolver.py) found no allowed address for, with
+# the reason: the guard refuses them up-front from then on.
+refused_at_connection: LocalCache[str, str] = LocalCache(10_000)
 
 _IPV4_PART = {16: re.compile(r"[0-9a-f]*"), 8: re.compile(r"[0-7]*"), 10: re.compile(r"[0-9]+")}
 
@@ -125,6 +134,14 @@ def is_allowed(address: IPAddress, allowed: Iterable[Network]) -> bool:
     return any(candidate in network for candidate in candidates for network in allowed)
 
 
+def address_refusal(address: IPAddress, allowed: Iterable[Network]) -> str | None:
+    """Why ``address`` is refused (``"10.0.0.1 is a private address"``), or ``None`` if allowed."""
+    reason = refusal(address)
+    if reason and not is_allowed(address, allowed):
+        return f"{address} is a {reason} address"
+    return None
+
+
 def parse_networks(values: Iterable[str], where: str) -> list[Network]:
     """CIDR ranges from a setting or variable; a ConfigError names ``where`` when one is wrong."""
     networks = []
@@ -170,9 +187,9 @@ class SsrfGuard:
     def judge(self, addresses: Iterable[IPAddress]) -> str | None:
         """The reason to refuse, naming the first refused address, or ``None``."""
         for address in addresses:
-            reason = refusal(address)
-            if reason and not is_allowed(address, self.allowed):
-                return f"{address} is a {reason} address"
+            reason = address_refusal(address, self.allowed)
+            if reason:
+                return reason
         return None
 
     def refuse(self, request: Request, reason: str) -> IgnoreRequest:
@@ -201,9 +218,16 @@ class SsrfGuard:
         if not host:
             raise self.refuse(request, "no host")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        reason = self.judge(await self._addresses(host, port))
+        reason = refused_at_connection.get(host) or self.judge(await self._addresses(host, port))
         if reason:
             raise self.refuse(request, reason)
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        """A connection whose lookup left no allowed address (crawler/resolver.py) is refused."""
+        if isinstance(exception, (CannotResolveHostError, DNSLookupError)):
+            reason = refused_at_connection.get(urlparse_cached(request).hostname or "")
+            if reason:
+                raise self.refuse(request, reason)
 
     def process_response(self, request: Request, response: Response) -> Response:
         """The address the response really came from (DNS may have changed meanwhile)."""
