@@ -3,7 +3,10 @@
 In:  the articles alias, a :class:`veille.translation.TranslationEngine`.
 Out: each ``pending`` (and, when asked, ``failed``) article whose language now has a model is
      updated in place with ``translation.<pivot>``, ``translation_status``,
-     ``translation_model`` and ``translation_confidence``; the original text is untouched.
+     ``translation_model``, ``translation_confidence`` and ``minhash_pivot``, the sketch of its
+     translation that the cluster stage would have stored (:mod:`veille.clusters`), so articles
+     crawled later link to it as a version in another language; the original text is untouched.
+     The article itself keeps its ``cluster_id``: no look-up is made for it.
 
 Articles are read in pages sorted by canonical URL (``search_after``), translated a batch at a time
 (one CTranslate2 call per batch), and written back with bulk partial updates. Articles whose
@@ -19,6 +22,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 
+from veille.clusters import ClusterSettings
+from veille.minhash import sketch
 from veille.translation import MissingModel, TranslationEngine, TranslationFailed
 
 FIELDS = ["language", "title", "text"]
@@ -57,6 +62,14 @@ def count_waiting(client: Elasticsearch, index: str, statuses: list[str]) -> int
     return client.count(index=index, query=query)["count"]
 
 
+def _crawl_cluster_settings() -> ClusterSettings:
+    """The crawl's cluster settings (``crawler/settings.py``), as its cluster stage reads them."""
+    from pipelines.cluster import cluster_settings
+    from veille.crawl import crawl_settings
+
+    return cluster_settings(crawl_settings())
+
+
 def translate_pending(
     client: Elasticsearch,
     index: str,
@@ -65,10 +78,15 @@ def translate_pending(
     retry_failed: bool = False,
     batch: int = 32,
     on_batch: Callable[[int], None] | None = None,
+    clusters: ClusterSettings | None = None,
 ) -> BackfillReport:
-    """Translate every waiting article that a model can now translate; see module docstring."""
+    """Translate every waiting article that a model can now translate; see module docstring.
+
+    ``clusters`` gives the pivot MinHash scheme; the crawl's settings when None.
+    """
     statuses = ["pending", "failed"] if retry_failed else ["pending"]
     pivot = engine.settings.pivot
+    scheme = (clusters or _crawl_cluster_settings()).pivot_scheme
     report = BackfillReport()
     for hits in _waiting(client, index, statuses, batch):
         docs = [(h["_source"].get("language", ""), h["_source"]["title"], h["_source"]["text"])
@@ -87,12 +105,14 @@ def translate_pending(
                 update = {"translation_status": "not_needed"}
             else:
                 report.done += 1
+                pivot_sketch = sketch(outcome.text, scheme)
                 update = {
                     "translation": {pivot: {"title": outcome.title, "text": outcome.text}},
                     "translation_status": "done",
                     "translation_model": outcome.model,
                     "translation_confidence": round(outcome.confidence, 4),
                     "translation_error": None,
+                    "minhash_pivot": pivot_sketch.to_document() if pivot_sketch else {},
                 }
             actions.append(
                 {"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"], "doc": update}
