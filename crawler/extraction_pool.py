@@ -20,6 +20,9 @@ share one pool (:meth:`ExtractionPool.shared`), so ``veille crawl --all`` starts
 CPU, not one per CPU and spider. The pool starts when the first spider opens, so the workers'
 start overlaps the first feed requests, and stops when the last one closes.
 
+Workers leave by themselves when the crawl process ends without stopping them (SIGKILL, the OOM
+killer): see :func:`crawler.extraction_worker.exit_with`; the forkserver then ends too.
+
 A worker that dies (a page that crashes lxml, the OOM killer) breaks the pool: a fresh pool
 replaces it and the page is tried once more; a page that breaks two pools is given up as
 ``NotAnArticle("extraction_crashed")``.
@@ -42,7 +45,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer
 
 from crawler.extraction import Extracted, ExtractionOptions, NotAnArticle
-from crawler.extraction_worker import extract_page
+from crawler.extraction_worker import exit_with, extract_page
 from pipelines.base import in_thread
 
 logger = logging.getLogger(__name__)
@@ -112,7 +115,9 @@ class ExtractionPool:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["crawler.extraction_worker"])
         with _main_module_hidden():
-            executor = ProcessPoolExecutor(self.processes, mp_context=context)
+            executor = ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=exit_with, initargs=(os.getpid(),)
+            )
             for _ in range(self.processes):  # workers are forked now, not on the first page
                 executor.submit(extract_page, "", "about:blank", self.options)
         return executor

@@ -14,11 +14,19 @@ that did not come through a worker.
 Importing this module loads trafilatura and langdetect's profiles (about a second), so the
 forkserver that forks the workers (``crawler/extraction_pool.py``) pays for it once per crawl
 and every worker starts ready.
+
+:func:`exit_with` is each worker's initializer: a worker leaves as soon as the crawl process
+that started it is gone, even when that process was killed with SIGKILL and could not stop its
+pool. (The workers hold both ends of their task queue and the forkserver's keep-alive pipe, so
+without it a killed crawl would leave the forkserver and every worker waiting forever.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import select
+import threading
 
 from crawler.extraction import Extracted, ExtractionOptions, NotAnArticle, extract_article
 from pipelines.language import detect_language
@@ -43,6 +51,38 @@ def extract_page(
         language=language,
         language_confidence=confidence,
     )
+
+
+def exit_with(crawl_pid: int) -> None:
+    """In a worker: leave (``os._exit``) when process ``crawl_pid`` ends, however it ends."""
+    try:
+        handle = os.pidfd_open(crawl_pid)  # readable once the process has ended
+    except (AttributeError, OSError):  # no pidfd here (old kernel): look every two seconds
+        handle = None
+    if handle is None and not _alive(crawl_pid):
+        os._exit(1)
+    threading.Thread(
+        target=_watch, args=(crawl_pid, handle), name="exit-with-crawl", daemon=True
+    ).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch(crawl_pid: int, handle: int | None) -> None:
+    if handle is not None:
+        select.select([handle], [], [])
+    else:
+        while _alive(crawl_pid):
+            threading.Event().wait(2)
+    os._exit(1)
 
 
 # The forkserver imports this module before forking any worker: one small page through the
