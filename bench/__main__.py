@@ -413,6 +413,10 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     )
     with tempfile.TemporaryDirectory(prefix="veille-bench-") as tmp:
         work = Path(tmp)
+        # A JVM that has just started compiles its hot paths during the first crawl: an
+        # untimed crawl first, so the figures are those of an Elasticsearch that runs warm.
+        print("warm-up crawl of 300 articles (not timed) …", file=sys.stderr)
+        run_crawl(300, args.seed + 1, url, work, extra, cpus=cpus)
         print(f"crawl of {args.articles} articles …", file=sys.stderr)
         crawl = run_crawl(args.articles, args.seed, url, work, extra, cpus=cpus)
         print("bare extraction loop …", file=sys.stderr)
