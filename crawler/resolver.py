@@ -54,16 +54,20 @@ def _refuse_name(host: str, refusal: str) -> str:
     return reason
 
 
-class PublicAddressResolver(CachingThreadedResolver):
-    """Scrapy's default resolver (one IPv4 address per name), failing on a refused address."""
+class _GuardNetworks:
+    """The networks the guard allows, read from the crawl's settings when Scrapy builds us."""
 
     allowed: Sequence[Network] = ()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, reactor: ReactorBase) -> Self:
-        resolver = super().from_crawler(crawler, reactor)
+        resolver = super().from_crawler(crawler, reactor)  # type: ignore[misc]
         resolver.allowed = allowed_networks(crawler.settings.getlist(SETTING))
         return resolver
+
+
+class PublicAddressResolver(_GuardNetworks, CachingThreadedResolver):
+    """Scrapy's default resolver (one IPv4 address per name), failing on a refused address."""
 
     def getHostByName(self, name: str, timeout: Sequence[int] = ()) -> Deferred[str]:
         return super().getHostByName(name, timeout).addCallback(self._allowed_only, name)
@@ -105,16 +109,8 @@ class _AllowedAddresses:
         self.receiver.resolutionComplete()
 
 
-class PublicAddressHostnameResolver(CachingHostnameResolver):
+class PublicAddressHostnameResolver(_GuardNetworks, CachingHostnameResolver):
     """Scrapy's IPv4 and IPv6 resolver, leaving out every refused address."""
-
-    allowed: Sequence[Network] = ()
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler, reactor: ReactorBase) -> Self:
-        resolver = super().from_crawler(crawler, reactor)
-        resolver.allowed = allowed_networks(crawler.settings.getlist(SETTING))
-        return resolver
 
     def resolveHostName(
         self,
