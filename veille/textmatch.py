@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import defaultdict
 from functools import lru_cache
 
 import snowballstemmer
@@ -49,43 +50,29 @@ def stems(text: str, language: str) -> list[str]:
             known.clear()
         stemmer = _stemmer(language)
         for word in new:
-            # No space in a stem: StemIndex joins stems with spaces (a few compatibility
-            # characters fold to one).
-            known[word] = fold(stemmer.stemWord(word)).replace(" ", "")
+            known[word] = fold(stemmer.stemWord(word))
     return list(map(known.__getitem__, words))
 
 
-@lru_cache(maxsize=4096)
-def _phrase(phrase: str, language: str) -> tuple[tuple[str, ...], bool]:
-    """A phrase's stems, and whether two of its occurrences can overlap ("a a", "a b a")."""
-    wanted = tuple(stems(phrase, language))
-    overlaps = any(wanted[:size] == wanted[-size:] for size in range(1, len(wanted)))
-    return wanted, overlaps
-
-
 class StemIndex:
-    """A text's stems, for fast word and phrase look-ups.
-
-    Each stem is kept between two spaces (a stem has none), so counting a phrase is one
-    substring count of its stems written the same way, done in C; phrases whose occurrences
-    can overlap are counted stem by stem instead, as a substring count would miss those.
-    """
+    """Positions of each stem in a text, for fast word and phrase look-ups."""
 
     def __init__(self, text: str, language: str) -> None:
         self.language = language
         self.sequence = stems(text, language)
-        self._spaced = f" {'  '.join(self.sequence)} "
+        positions: dict[str, list[int]] = defaultdict(list)
+        for position, stem in enumerate(self.sequence):
+            positions[stem].append(position)
+        self.positions = positions
 
     def count(self, phrase: str) -> int:
         """How many times the phrase's stems occur consecutively."""
-        wanted, overlaps = _phrase(phrase, self.language)
+        wanted = stems(phrase, self.language)
         if not wanted:
             return 0
-        if not overlaps:
-            return self._spaced.count(f" {'  '.join(wanted)} ")
-        size = len(wanted)
+        first, rest = wanted[0], wanted[1:]
         return sum(
             1
-            for start in range(len(self.sequence) - size + 1)
-            if tuple(self.sequence[start : start + size]) == wanted
+            for start in self.positions.get(first, ())
+            if self.sequence[start + 1 : start + 1 + len(rest)] == rest
         )
