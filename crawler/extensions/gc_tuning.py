@@ -3,14 +3,13 @@
 Settings: ``VEILLE_GC_FREEZE`` (default on) and ``VEILLE_GC_THRESHOLD`` (default 7000, the
 number of new container objects that starts a young-generation collection; Python's is 700).
 
-A crawl process holds about 170,000 container objects from its imports and configuration
+A crawl process holds many thousands of container objects from its imports and configuration
 (Scrapy, Twisted, the Elasticsearch client, the topics), and they live until it exits. Python's
-full collections walk all of them again and again. In the 2,000-article bench crawl
-(``python -m bench all``), the crawl process spent 2.2 of its 16 CPU seconds in the collector,
-11 full collections of about 120 ms each. When the engine starts, this extension collects
-once, then moves every object alive into the permanent generation (``gc.freeze``) that the
-collector never visits, and collects young objects less often. Cycles made during the crawl
-are still collected. With both, the same crawl spent 0.6 s in the collector. When the engine
+full collections walk all of them again and again. When the engine starts, this extension
+collects once, then moves every object alive into the permanent generation (``gc.freeze``) that
+the collector never visits, and collects young objects less often. Cycles made during the crawl
+are still collected. ``python -m bench.compare HEAD HEAD@VEILLE_GC_FREEZE=false`` measures the
+crawl process's CPU per page with and without it (README, Performance). When the engine
 stops, the frozen objects are handed back and the thresholds restored, for a process that
 goes on after the crawl (tests, ``veille worker`` between crawls).
 """
