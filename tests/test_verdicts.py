@@ -419,6 +419,7 @@ def test_an_article_judged_irrelevant_before_matching_is_never_alerted(
     index_articles(es, prefix, judged, kept)
     env = {**review_env(es_url, prefix), **smtp.env(), "VEILLE_CONFIG": str(folder)}
     assert run_veille("review", judged.canonical_url, "irrelevant", env=env).returncode == 0
+    assert run_veille("review", kept.canonical_url, "relevant", env=env).returncode == 0
 
     sent = run_veille("alerts", "send", env=env)
 
@@ -426,7 +427,7 @@ def test_an_article_judged_irrelevant_before_matching_is_never_alerted(
     assert "1 new notifications" in sent.stdout
     [email] = smtp.messages
     text, _ = parts(email)
-    assert kept.title in text and judged.title not in text
+    assert kept.title in text and judged.title not in text  # judged relevant: alerted as before
 
 
 # --- settings --------------------------------------------------------------------------------
