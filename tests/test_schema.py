@@ -14,7 +14,8 @@ def test_every_article_field_is_mapped():
 
 def test_language_fields_use_language_analyzers():
     mapped = load_template("articles", "x")["template"]["mappings"]["properties"]
-    for language, analyzer in (("fr", "french"), ("en", "english"), ("es", "spanish")):
+    for language in ("fr", "en", "es"):
+        analyzer = f"veille_{language}"
         assert mapped[f"text_{language}"]["analyzer"] == analyzer
         assert mapped[f"title_{language}"]["analyzer"] == analyzer
         assert mapped["translation"]["properties"][language]["properties"]["text"]["analyzer"] == (

@@ -398,6 +398,8 @@ def parse_sitemap(body: bytes) -> Sitemap:
 # --- Cheap judgement of entries --------------------------------------------------------------
 
 _TAGS = re.compile(r"<[^>]+>")
+# How much of a rule a feed entry's title and summary must hold to be fetched from a broad feed.
+MENTION_SHARE = 0.25
 _WORD = re.compile(r"\w+")
 
 
@@ -410,12 +412,15 @@ class EntryFilter:
     """Judges feed and sitemap entries by their title and summary, before any page is fetched.
 
     An entry *says enough* when its title and summary hold at least ``min_words`` words. It
-    *mentions* the topics when one of their rules, in any of the three languages, matches its
-    title and summary with each NEAR satisfied by either of its sides (a summary is too short to
-    hold both sides of every pair): an entry whose title and summary match a rule outright
-    always mentions them. In a broad listing — where fewer than ``broad_share`` of the entries
-    mention the topics, as in a whole newspaper's feed — an entry that says enough and mentions
-    nothing is ruled out. An entry that says too little is always kept, to be judged on its text.
+    *mentions* the topics when its title and summary hold a quarter of one of their rules or
+    more, in any of the three languages (:meth:`veille.query.Query.closeness`: the share of the
+    rule's parts found, a NEAR with one side counting a quarter): an entry whose title and summary
+    match a rule outright always mentions the topics, and so does one that names a part of a
+    rule ("police forces … similar sites"), which may be all a short summary says of an on-topic
+    article. In a broad
+    listing — where fewer than ``broad_share`` of the entries mention the topics, as in a whole
+    newspaper's feed — an entry that says enough and mentions nothing is ruled out. An entry
+    that says too little is always kept, to be judged on its text.
     """
 
     def __init__(self, topics: Sequence[Topic], min_words: int, broad_share: float) -> None:
@@ -437,11 +442,12 @@ class EntryFilter:
         return len(_WORD.findall(f"{title or ''} {plain_text(summary)}")) >= self.min_words
 
     def mentions(self, title: str | None, summary: str | None) -> bool:
-        """True when a topic rule matches the title and summary, NEARs loosened (see above)."""
+        """True when title and summary hold a quarter of a topic rule or more (see above)."""
         text = f"{title or ''}\n{plain_text(summary)}"
         for language in ("fr", "en", "es"):
             doc = {"text": StemIndex(text, language)}
-            if any(rule.compiled.loosely(doc) for rule in self.judge.rules(language)):
+            rules = self.judge.rules(language)
+            if any(rule.compiled.closeness(doc) >= MENTION_SHARE for rule in rules):
                 return True
         return False
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from veille.textmatch import Pattern, StemIndex, near, tokens
@@ -61,7 +61,7 @@ class Term:
 
     text: str
     phrase: bool
-    position: int = 0
+    position: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return f'"{self.text}"' if self.phrase else self.text
@@ -98,7 +98,7 @@ class Near:
     left: tuple[Term, ...]
     right: tuple[Term, ...]
     distance: int
-    position: int = 0
+    position: int = field(default=0, compare=False)
     labels: tuple[str | None, str | None] = (None, None)
 
     def __str__(self) -> str:
@@ -387,10 +387,6 @@ class _Compiled:
         """1 when it matches, else how much of it the article holds (0 to 1)."""
         return float(self.test(doc))
 
-    def loosely(self, doc: Document) -> bool:
-        """:meth:`test` with every NEAR satisfied by either of its sides (never stricter)."""
-        return self.test(doc)
-
 
 class _Term(_Compiled):
     def __init__(self, term: Term, language: str) -> None:
@@ -441,9 +437,6 @@ class _Near(_Compiled):
             for field, index in doc.items()
             for first, last in sorted(set(self.windows(index)))
         ]
-
-    def loosely(self, doc: Document) -> bool:
-        return any(side.test(doc) for side in (*self.left, *self.right))
 
     def closeness(self, doc: Document) -> float:
         if self.test(doc):
@@ -503,9 +496,6 @@ class _AllOf(_Compiled):
     def test(self, doc: Document) -> bool:
         return all(child.test(doc) for child in self.children)
 
-    def loosely(self, doc: Document) -> bool:
-        return all(child.loosely(doc) for child in self.children)
-
     def hits(self, doc: Document) -> list[Hit]:
         return [hit for child in self.children for hit in child.hits(doc)]
 
@@ -519,9 +509,6 @@ class _AllOf(_Compiled):
 class _AnyOf(_AllOf):
     def test(self, doc: Document) -> bool:
         return any(child.test(doc) for child in self.children)
-
-    def loosely(self, doc: Document) -> bool:
-        return any(child.loosely(doc) for child in self.children)
 
     def hits(self, doc: Document) -> list[Hit]:
         return [hit for child in self.children if child.test(doc) for hit in child.hits(doc)]
@@ -554,9 +541,6 @@ class _Group(_Compiled):
 
     def closeness(self, doc: Document) -> float:
         return self.child.closeness(doc)
-
-    def loosely(self, doc: Document) -> bool:
-        return self.child.loosely(doc)
 
     def evidence(self, doc: Document) -> list[Evidence]:
         found = self.test(doc)
@@ -620,11 +604,6 @@ class Query:
         """1 when it matches, else the share of its parts found (a NEAR whose sides are both
         there but too far apart counts half); ranks the rules an article came closest to."""
         return self.root.closeness(doc)
-
-    def loosely(self, doc: Document) -> bool:
-        """Whether it matches with each NEAR satisfied by either side alone (NOT stays
-        strict): true whenever :meth:`matches` is, for texts too short to hold both sides."""
-        return self.root.loosely(doc)
 
 
 def problems(node: Node, language: str) -> list[tuple[int, str]]:

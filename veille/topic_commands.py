@@ -42,26 +42,27 @@ def _quote(text: str, limit: int = 60) -> str:
     return "«" + (flat if len(flat) <= limit else flat[: limit - 1] + "…") + "»"
 
 
-def rule_lines(result: RuleResult) -> list[str]:
+def rule_lines(result: RuleResult, margin: int = 0) -> list[str]:
     """A rule's line and, under it, where it matched or what the page holds of it."""
     mark = "✓" if result.matched else "✗"
     weight = f"  (weight {result.weight:g})" if result.weight != 1 else ""
-    lines = [f"  {mark} {result.rule}{weight}"]
+    lines = _wrap(f"{mark} {result.rule}{weight}", margin + 2)
     if result.matched:
         for match in result.matches[:SHOWN_MATCHES]:
             place = f"{match.field} {match.start}-{match.end}: {_quote(match.text)}"
-            lines += _wrap(place, 6)
+            lines += _wrap(place, margin + 6)
         if len(result.matches) > SHOWN_MATCHES:
-            lines.append(f"      and {len(result.matches) - SHOWN_MATCHES} more places")
+            more = f"and {len(result.matches) - SHOWN_MATCHES} more places"
+            lines += _wrap(more, margin + 6)
         return lines
     for item in result.evidence:
         sign = "+" if item.found else "-"
         detail = item.detail or ("found" if item.found else "not found")
-        lines += _wrap(f"{sign} {item.part}: {detail}", 6)
+        lines += _wrap(f"{sign} {item.part}: {detail}", margin + 6)
     return lines
 
 
-def decision_lines(decision: Decision, results: bool = True) -> list[str]:
+def decision_lines(decision: Decision, margin: int = 0) -> list[str]:
     """The verdict (on topic, by which rule; or the closest rule), then every rule."""
     if decision.best is not None:
         verdict = (
@@ -72,14 +73,13 @@ def decision_lines(decision: Decision, results: bool = True) -> list[str]:
         verdict = "OFF TOPIC: no rule matched"
         if decision.closest is not None:
             verdict += f"; closest {decision.closest.topic} {decision.closest.rule}"
-    lines = _wrap(verdict, 0)
-    if results:
-        topic = None
-        for result in decision.results:
-            if result.topic != topic:
-                topic = result.topic
-                lines.append(f"{topic}:")
-            lines += rule_lines(result)
+    lines = _wrap(verdict, margin)
+    topic = None
+    for result in decision.results:
+        if result.topic != topic:
+            topic = result.topic
+            lines += _wrap(f"{topic}:", margin)
+        lines += rule_lines(result, margin)
     return lines
 
 
@@ -302,7 +302,7 @@ def explain_hits(hits: Sequence[Any], config: Config, as_json: bool) -> None:
         if stored.get("rule"):
             kept = f"indexed by {stored.get('topic')} rule {stored['rule']}"
             lines += _wrap(f"{kept} (score {stored.get('score', 0):g})", 3)
-        lines += [f"   {line}" for line in decision_lines(decision)] + [""]
+        lines += [*decision_lines(decision, margin=3), ""]
     if as_json:
         print(json.dumps(reports, indent=2, ensure_ascii=False))
     elif not hits:

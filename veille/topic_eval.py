@@ -33,6 +33,7 @@ class Labelled:
     title: str
     text: str
     category: str = ""
+    published: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def read_labelled(path: Path) -> Labelled:
         data["title"],
         data["text"],
         str(data.get("category") or ""),
+        str(data.get("published") or ""),
     )
 
 
