@@ -5,10 +5,10 @@ Out: ``topics`` (every topic one of whose rules matched) and ``relevance``: ``sc
      deciding topic's matching rule weights, for ranking), ``topic``, ``rule`` (the deciding
      rule, ``<language>/<name>``), ``rules`` (that topic's matching rules) and ``matches`` (where
      the rule matched: field, character offsets, words).
-Drops: ``off_topic`` when no rule matches (the log names the rule the article came closest to).
+Drops: ``off_topic`` when no rule matches.
 
 The rules are compiled once per source and language and evaluated on the article's stem
-indexes, here on the reactor thread: a few hundred microseconds an article (README: Relevance).
+indexes, here on the reactor thread (README: Relevance, for the cost per article).
 """
 
 from __future__ import annotations
@@ -48,6 +48,6 @@ class RelevanceStage(Stage):
         return article
 
     def reject(self, article: Article, decision: Decision) -> NoReturn:
-        """The one way out for an article no rule matched; ``decision.closest`` says which rule
-        it came nearest to."""
+        """The one way out for an article no rule matched (judge with ``closest=True`` to learn
+        the rule it came nearest to, at the cost of a second pass over the rules)."""
         self.drop(article, "off_topic", decision.summary())

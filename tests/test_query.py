@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from veille.query import (
     AllOf,
@@ -16,7 +18,7 @@ from veille.query import (
     problems,
     to_elasticsearch,
 )
-from veille.textmatch import StemIndex
+from veille.textmatch import _COMMON_TEXT, _COMMON_TOKEN, _TOKEN, StemIndex
 
 
 def doc(text: str, language: str = "en", title: str = "") -> dict[str, StemIndex]:
@@ -184,3 +186,11 @@ def test_elasticsearch_gets_intervals_over_every_field():
             ],
         }
     }
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="aZé Ç9_0'’‘‚.:·,;-–—«»“”„…€°§¿¡£ \u00a0\u2009œßĳ", max_size=40))
+def test_the_fast_tokenizer_of_common_text_agrees_with_the_full_one(text):
+    """Latin text takes a faster pattern; it must cut every such text as the full one does."""
+    assert _COMMON_TEXT.fullmatch(text)
+    assert _COMMON_TOKEN.findall(text) == _TOKEN.findall(text)

@@ -97,8 +97,10 @@ def test_an_off_topic_decision_names_the_rule_it_came_closest_to(judge):
         "Chinese students in Lyon say they were harassed. The university opened an inquiry and "
         "the mayor condemned the insults shouted at them near the campus."
     )
-    decision = judge.judge("Students", text, "en")
+    assert judge.judge("Students", text, "en").closest is None  # the crawl does not ask
+    decision = judge.judge("Students", text, "en", closest=True)
     assert not decision.relevant
     assert decision.closest is not None and decision.closest.closeness > 0
     assert "closest" in decision.summary()
-    assert any(item.found for item in decision.closest.evidence)
+    explained = judge.judge("Students", text, "en", explain=True)
+    assert any(item.found for item in explained.closest.evidence)

