@@ -69,11 +69,14 @@ def setup(
     ] = False,
 ) -> None:
     """Create or update the Elasticsearch index templates and aliases (idempotent)."""
-    from veille.es import setup_indices
+    from veille.es import MappingConflict, setup_indices
 
     env = env_or_exit()
     client = client_or_exit(env)
-    done = setup_indices(client, env.index_prefix)
+    try:
+        done = setup_indices(client, env.index_prefix)
+    except MappingConflict as exc:
+        fail(escape(str(exc)), 1)
     for alias, action in done.items():
         out.print(f"{alias}: {action}")
     if kibana:
