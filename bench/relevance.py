@@ -5,7 +5,8 @@
 The rules side is what the relevance stage does for each article: :meth:`TopicJudge.judge` on
 its title and text (both analysed, every rule of the article's language evaluated, and for a
 kept article the places the deciding rule matched), with the shipped topic and with ten topics
-(the shipped one under ten names). The baseline, measured in the same run on the same articles,
+(the shipped one under ten names), and the analysis alone (the two stem indexes every judgement
+starts with). The baseline, measured in the same run on the same articles,
 is the weighted sum the stage computed before rules (bench/fixtures/weighted-topic.yaml, the
 topic file of that time, and its scorer below), with one topic and with ten.
 
@@ -31,6 +32,7 @@ import yaml
 from bench.corpus import build_corpus
 from crawler.extraction import NotAnArticle, extract_article
 from veille.config import load_config
+from veille.textmatch import StemIndex
 from veille.topic_eval import LABELLED_SET, load_labelled
 from veille.topics import TopicJudge
 
@@ -135,7 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     def sums(topics: list[dict]) -> Callable[[], None]:
         return lambda: [weighted_keep(topics, *article) for article in articles]
 
+    def analysis() -> None:
+        for title, text, language in articles:
+            StemIndex(title, language), StemIndex(text, language)
+
     sides = {
+        "analysis alone (rules' share)": analysis,
         "weighted sum, shipped topic": sums([weighted]),
         "weighted sum, 10 topics": sums(weighted_ten),
         **{name: rules(judge) for name, judge in judges.items()},

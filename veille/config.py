@@ -170,7 +170,7 @@ def _rules(value: Any) -> Any:
 _OLD_FORMAT = (
     "weighted terms, exclude and min_score were replaced by rules: give each way of being on "
     'topic a name and a query, e.g. rules: {chinese-station: \'"police station" NEAR/5 '
-    "(Chinese OR China)'} (README: Topics)"
+    "(Chinese OR China)'} (README: Topics and relevance)"
 )
 
 

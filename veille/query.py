@@ -356,11 +356,13 @@ Document = Mapping[str, StemIndex]  # field name ("title", "text") → its stem 
 
 @dataclass(frozen=True)
 class Hit:
-    """Where a query matched: a field and the first and last positions of the words."""
+    """Where a query matched: a field and the first and last positions of the words;
+    ``near``: the window of a NEAR (both sides and the words between)."""
 
     field: str
     first: int
     last: int
+    near: bool = False
 
 
 @dataclass(frozen=True)
@@ -475,7 +477,7 @@ class _Near(_Compiled):
 
     def hits(self, doc: Document) -> list[Hit]:
         return [
-            Hit(field, first, last)
+            Hit(field, first, last, near=True)
             for field, index in doc.items()
             for first, last in sorted(set(self.windows(index)))
         ]
@@ -655,10 +657,11 @@ class Query:
         return self.root.test(doc)
 
     def hits(self, doc: Document) -> list[Hit]:
-        """Where it matched, in field order then reading order, each place once."""
+        """Where it matched, each place once: the NEAR windows first (the passages that made
+        the match), then the words, each in field order then reading order."""
         order = {field: rank for rank, field in enumerate(doc)}
         unique = set(self.root.hits(doc))
-        return sorted(unique, key=lambda hit: (order[hit.field], hit.first, hit.last))
+        return sorted(unique, key=lambda h: (not h.near, order[h.field], h.first, h.last))
 
     def evidence(self, doc: Document) -> list[Evidence]:
         """For each part of the query: found or not, and where or why."""

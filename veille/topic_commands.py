@@ -14,6 +14,7 @@ Out: ``test`` prints the decision and, for every rule, whether it matched and wh
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -250,10 +251,9 @@ def eval_command(
         print(json.dumps(report, indent=2, ensure_ascii=False))
         raise typer.Exit(1 if misses else 0)
     total = evaluation.scores()
-    lines = _wrap(
-        f"{folder}: {total.articles} labelled articles, topics {', '.join(t.name for t in topics)}",
-        0,
-    )
+    shown = Path(os.path.relpath(folder)) if folder.is_relative_to(Path.cwd()) else folder
+    names = ", ".join(topic.name for topic in topics)
+    lines = _wrap(f"{shown}: {total.articles} labelled articles, topics {names}", 0)
     lines += ["", f"{'language':<10}{'articles':>9}{'on topic':>10}{'kept':>6}"
                   f"{'precision':>11}{'recall':>8}"]  # fmt: skip
     for name, s in rows:
