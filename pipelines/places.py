@@ -75,7 +75,7 @@ class PlacesStage(Stage):
                 self.count("places/from_translation")
                 reading = second
                 title, text, language = translated["title"], translated["text"], self.pivot
-        events = read_events(title, text, language, reading, self.rules, g)
+        events = read_events(title, text, language, reading, self.rules, g, country)
         article.countries = reading.countries
         article.places = reading.places(g)
         article.authorities = events.authorities

@@ -94,7 +94,11 @@ class LanguageData:
     capital_words: frozenset[str]
     capital_determiners: frozenset[str]
     of: frozenset[str]
-    here: frozenset[str]
+    here: frozenset[str]  # keys, possibly of several words ("this suburb")
+    negation: frozenset[str]
+    denial: frozenset[str]
+    hypothetical: frozenset[str]
+    embassy: frozenset[str]
     not_city_before: frozenset[str]
     region_abbreviations: dict[str, str]  # "Ont." → CA
     stopwords: frozenset[str]
@@ -296,7 +300,11 @@ def load_language(language: str) -> LanguageData | None:
         capital_words=words(capital.get("words", [])),
         capital_determiners=words(capital.get("determiners", [])),
         of=words(raw.get("of", [])),
-        here=words(raw.get("here", [])),
+        here=frozenset(name_key(v) for v in raw.get("here", [])),
+        negation=words(raw.get("negation", [])),
+        denial=words(raw.get("denial", [])),
+        hypothetical=words(raw.get("hypothetical", [])),
+        embassy=words(raw.get("embassy", [])),
         not_city_before=words(raw.get("not_city_before", [])),
         region_abbreviations={
             name_key(written): code

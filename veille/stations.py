@@ -52,11 +52,6 @@ class RegisterConflict(RuntimeError):
     """Locations kept changing under an update (other writers); applying again is safe."""
 
 
-def station_key(country: str, geonameid: int | None) -> str:
-    """The register's ``_id`` of a location: ``IE-2964574`` (Dublin), or ``PT`` (a country)."""
-    return f"{country}-{geonameid}" if geonameid else country
-
-
 @dataclass(frozen=True)
 class Report:
     """One article's report of one location."""
