@@ -232,10 +232,12 @@ class Authority(StrictModel):
 
 
 class EventLanguage(StrictModel):
-    """One language's event rules: the words that name a station, a query per action, and the
-    words of each generic kind of body."""
+    """One language's event rules: the words that name a station (and the plainer ones that
+    name one right before its place), a query per action, and the words of each generic kind
+    of body."""
 
     station: Annotated[str, Field(min_length=1)]
+    premises: str | None = None
     actions: dict[Action, Annotated[str, Field(min_length=1)]] = {}
     bodies: dict[RuleName, Annotated[str, Field(min_length=1)]] = {}
 
@@ -302,6 +304,8 @@ class Topic(StrictModel):
         for language, rules in self.events.languages.items():
             key = f"events.languages.{language}"
             found.append((f"{key}.station", language, "station words", rules.station))
+            if rules.premises:
+                found.append((f"{key}.premises", language, "premises words", rules.premises))
             found += [(f"{key}.actions.{name}", language, f"action {name!r}", text)
                       for name, text in rules.actions.items()]  # fmt: skip
             found += [(f"{key}.bodies.{name}", language, f"body {name!r}", text)

@@ -48,11 +48,15 @@ from veille.places import Mention, PlaceReading, Token, tokenize
 from veille.query import Document, Query
 from veille.textmatch import StemIndex
 
-STATION_WORDS = 15
+STATION_WORDS = 12
+PREMISES_WORDS = 6
 CUE_WORDS = 8
 EMBASSY_WORDS = 6
-NEXT_TO = 3
 MAX_EVIDENCE = 400
+# Actions that are things done: a call or a question for them ("urged to close") is not one.
+DEEDS = frozenset({"investigation", "closure", "arrest_or_charge", "expulsion"})
+# Words that may join the places of a list ("in Madrid, Barcelona and Valencia").
+LIST_WORDS = frozenset({"and", "et", "y", "e", "in", "a", "à", "en", "au", "aux", "de"})
 
 
 def station_key(country: str, geonameid: int | None) -> str:
@@ -65,6 +69,7 @@ class LanguageEvents:
     """One language's compiled event queries."""
 
     station: Query | None = None
+    premises: Query | None = None
     actions: dict[str, Query] = field(default_factory=dict)
     authorities: list[tuple[str, Query]] = field(default_factory=list)
     bodies: dict[str, Query] = field(default_factory=dict)
@@ -101,6 +106,7 @@ class EventRules:
                     return Query(parse(text, groups), language, shared)
 
                 compiled.station = query(spec.station)
+                compiled.premises = query(spec.premises) if spec.premises else None
                 compiled.actions.update({name: query(text) for name, text in spec.actions.items()})
                 compiled.bodies.update({kind: query(text) for kind, text in spec.bodies.items()})
             for authority in events.authorities:
@@ -197,23 +203,26 @@ class _Reader:
                 return True
         return False
 
-    def negated(self, hit: _Hit, other: int | None = None) -> bool:
-        """A negation or question word before the hit (or between it and word ``other``)."""
+    def negated(self, hit: _Hit, other: int | None = None, deed: bool = True) -> bool:
+        """A negation (or, for a deed, a call or a question) before the hit; with ``other`` (a
+        place's word), also a denial, anywhere from before the two to the later of them."""
         if self.data is None:
             return False
-        kinds = (self.data.negation, self.data.hypothetical)
+        data = self.data
+        kinds = (data.negation, data.hypothetical) if deed else (data.negation,)
         if other is None:
             return self._cue(hit.field, hit.first - CUE_WORDS, hit.first - 1, kinds)
         first = min(hit.first, other) - CUE_WORDS
         last = max(hit.last, other)
-        return self._cue(hit.field, first, last, (*kinds, self.data.denial))
+        return self._cue(hit.field, first, last, (*kinds, data.denial))
 
     # --- actions -----------------------------------------------------------------------------
 
     def actions(self, compiled: LanguageEvents) -> tuple[list[str], list[dict[str, str]], dict]:
         found: dict[str, list[_Hit]] = {}
         for name, query in compiled.actions.items():
-            kept = [hit for hit in self.hits(query) if not self.negated(hit)]
+            deed = name in DEEDS
+            kept = [hit for hit in self.hits(query) if not self.negated(hit, deed=deed)]
             if kept:
                 found[name] = kept
         rank = {name: number for number, name in enumerate(self.rules.order)}
@@ -228,63 +237,115 @@ class _Reader:
     # --- authorities -------------------------------------------------------------------------
 
     def authorities(self, compiled: LanguageEvents) -> list[str]:
-        names = {name for name, query in compiled.authorities if query.hits(self.index)}
+        names = set()
+        taken: set[tuple[str, int]] = set()  # words of the bodies named by their own name
+        for name, query in compiled.authorities:
+            hits = self.hits(query)
+            if hits:
+                names.add(name)
+            taken |= {(h.field, w) for h in hits for w in range(h.first, h.last + 1)}
+        earlier: dict[str, str] = {}
         for kind, query in compiled.bodies.items():
             countries = self.rules.by_kind.get(kind, {})
-            for hit in self.hits(query):
-                country = self.country_of(hit)
+            for hit in sorted(self.hits(query), key=lambda h: (h.field != "title", h.first)):
+                # "Parlement européen" is its own body, not a national parliament.
+                if any((hit.field, w) in taken for w in range(hit.first, hit.last + 1)):
+                    continue
+                country = self.country_of(hit, earlier.get(kind))
+                if country:
+                    earlier[kind] = country
                 if country in countries:
                     names.add(countries[country])
         return sorted(names)
 
-    def country_of(self, hit: _Hit) -> str | None:
-        """The country a passage is about: a place right next to it, else the nearest in its
-        sentence, else the outlet's."""
+    def country_of(self, hit: _Hit, earlier: str | None) -> str | None:
+        """The country a passage is about: a place inside or right next to it ("China's
+        foreign ministry", "Ministerio … neerlandés"), else the nearest before it in its
+        sentence, else the one this kind of body was about before, else the dateline's, else
+        the outlet's."""
         words = self.fields[hit.field]
-        nearest: tuple[int, str] | None = None
+        before: tuple[int, str] | None = None
         for mention in self.reading.mentions:
             if mention.field != hit.field or mention.kind == "dateline":
                 continue
             first, last = words.word(mention.start), words.word(max(mention.start, mention.end - 1))
             if words.tokens[first].sentence != hit.sentence:
                 continue
-            apart = max(0, first - hit.last, hit.first - last)
-            if nearest is None or apart < nearest[0]:
-                nearest = (apart, mention.country)
-        if nearest is not None:
-            return nearest[1]
+            if hit.first - 2 <= first and last <= hit.last + 2:
+                return mention.country
+            if last < hit.first and (before is None or last > before[0]):
+                before = (last, mention.country)
+        if before is not None:
+            return before[1]
+        if earlier:
+            return earlier
+        if self.reading.dateline_city is not None:
+            return self.g.city_country[self.reading.dateline_city]
         return self.outlet
 
     # --- stations ----------------------------------------------------------------------------
 
+    def station_hits(
+        self, compiled: LanguageEvents
+    ) -> dict[tuple[str, int], list[tuple[_Hit, int]]]:
+        """Station words by sentence, each with how far a place may be from it."""
+        found: dict[tuple[str, int], list[tuple[_Hit, int]]] = {}
+        for hit in self.hits(compiled.station) if compiled.station else ():
+            found.setdefault((hit.field, hit.sentence), []).append((hit, STATION_WORDS))
+        for hit in self.hits(compiled.premises) if compiled.premises else ():
+            if not self._someone_s(hit):
+                found.setdefault((hit.field, hit.sentence), []).append((hit, PREMISES_WORDS))
+        return found
+
+    def _someone_s(self, hit: _Hit) -> bool:
+        """ "l'oficina de Naciones Unidas", "the office of the Prime Minister": an
+        institution's own office."""
+        if self.data is None:
+            return False
+        tokens = self.fields[hit.field].tokens
+        after = tokens[hit.last + 1 : hit.last + 4]
+        after = [
+            t for t in after if t.sentence == hit.sentence and t.key not in {"la", "the", "l", "el"}
+        ]
+        return (
+            len(after) >= 2
+            and after[0].key in self.data.of
+            and after[1].capitalized
+            and not any(
+                m.field == hit.field and m.start <= after[1].start < m.end
+                for m in self.reading.mentions
+            )
+        )
+
     def stations(
         self, compiled: LanguageEvents, actions: dict[str, list[_Hit]]
     ) -> list[dict[str, Any]]:
-        if compiled.station is None:
+        by_sentence = self.station_hits(compiled)
+        if not by_sentence:
             return []
-        hits = self.hits(compiled.station)
-        if not hits:
-            return []
-        by_sentence: dict[tuple[str, int], list[_Hit]] = {}
-        for hit in hits:
-            by_sentence.setdefault((hit.field, hit.sentence), []).append(hit)
         cities: dict[int, set[tuple[str, int]]] = {}  # city → sentences reporting it
         countries: dict[str, set[tuple[str, int]]] = {}
+        listed: list[tuple[Mention, int, int]] = []
         for mention in self.reading.mentions:
             words = self.fields[mention.field]
             if mention.kind == "dateline" or mention.country == self.rules.origin:
                 continue
+            if mention.city is None and not self._country_place(mention):
+                continue
             first = words.word(mention.start)
             last = words.word(max(mention.start, mention.end - 1))
             sentence = (mention.field, words.tokens[first].sentence)
-            if not any(self._reports(hit, first, last) for hit in by_sentence.get(sentence, ())):
+            listed.append((mention, first, last))
+            hits = by_sentence.get(sentence, ())
+            if not any(self._reports(hit, reach, first, last) for hit, reach in hits):
                 continue
-            if self._at_embassy(mention.field, first):
+            if self._at_seat(mention.field, first, last):
                 continue
             if mention.city is not None:
                 cities.setdefault(mention.city, set()).add(sentence)
             else:
                 countries.setdefault(mention.country, set()).add(sentence)
+        self._lists(listed, cities)
         self._pointed_at_dateline(by_sentence, cities)
         in_city_countries = {self.g.city_country[city] for city in cities}
         countries = {c: s for c, s in countries.items() if c not in in_city_countries}
@@ -315,38 +376,82 @@ class _Reader:
             )
         return found
 
-    def _reports(self, hit: _Hit, first: int, last: int) -> bool:
-        apart = max(0, first - hit.last, hit.first - last)
-        return apart <= STATION_WORDS and not self.negated(
-            hit, first if first < hit.first else last
-        )
+    def _country_place(self, mention: Mention) -> bool:
+        """A country named as a place: by its name, right after "in", "en", "au"."""
+        if mention.kind != "name" or self.data is None:
+            return False
+        words = self.fields[mention.field]
+        first = words.word(mention.start)
+        if first == 0:
+            return False
+        before = words.tokens[first - 1]
+        articles = {"le", "la", "les", "l", "el"}
+        if before.key in articles and first >= 2:
+            before = words.tokens[first - 2]
+        return before.key in self.data.country_in
 
-    def _at_embassy(self, field_name: str, first: int) -> bool:
+    def _reports(self, hit: _Hit, reach: int, first: int, last: int) -> bool:
+        apart = max(0, first - hit.last, hit.first - last)
+        return apart <= reach and not self.negated(hit, first if first < hit.first else last)
+
+    def _at_seat(self, field_name: str, first: int, last: int) -> bool:
+        """An embassy's or a group's seat: "l'ambassade de Chine à Ottawa", "con sede en
+        Madrid", "a Spain-based organisation"."""
         if self.data is None:
             return False
+        tokens = self.fields[field_name].tokens
+        if last + 1 < len(tokens) and tokens[last + 1].key in self.data.embassy:
+            return True
         return self._cue(field_name, first - EMBASSY_WORDS, first - 1, (self.data.embassy,))
 
+    def _lists(self, listed: list[tuple[Mention, int, int]], cities: dict[int, set]) -> None:
+        """Cities listed with a station city ("à Rome, à Florence, à Venise et à Prato") are
+        reported with it."""
+        ordered = sorted(
+            (m for m in listed if m[0].city is not None),
+            key=lambda m: (m[0].field, m[1]),
+        )
+        changed = True
+        while changed:
+            changed = False
+            for (a, a_first, a_last), (b, b_first, _) in zip(ordered, ordered[1:], strict=False):
+                if a.field != b.field or (a.city in cities) == (b.city in cities):
+                    continue
+                between = self.fields[a.field].tokens[a_last + 1 : b_first]
+                text = self.fields[a.field].text[
+                    self.fields[a.field].tokens[a_last].end : self.fields[a.field]
+                    .tokens[b_first]
+                    .start
+                ]
+                if (
+                    len(between) <= 2
+                    and all(t.key in LIST_WORDS for t in between)
+                    and ("," in text or between)
+                    and "." not in text
+                ):
+                    source, target = (a, b) if a.city in cities else (b, a)
+                    cities.setdefault(target.city, set()).update(cities[source.city])
+                    changed = True
+
     def _pointed_at_dateline(
-        self, by_sentence: dict[tuple[str, int], list[_Hit]], cities: dict[int, set]
+        self, by_sentence: dict[tuple[str, int], list[tuple[_Hit, int]]], cities: dict[int, set]
     ) -> None:
-        """"here in the capital", "this suburb": a station sentence about the dateline's city."""
+        """ "here in the capital", "this suburb": a station sentence about the dateline's city."""
         city = self.reading.dateline_city
-        if city is None or self.data is None or city in cities or self.rules.origin == (
-            self.g.city_country[city]
-        ):
+        data = self.data
+        if city is None or data is None or city in cities:
+            return
+        if self.g.city_country[city] == self.rules.origin:
             return
         words = self.fields["text"]
         for (field_name, sentence), hits in by_sentence.items():
             if field_name != "text":
                 continue
-            tokens = [t for t in words.tokens if t.sentence == sentence]
-            for position, token in enumerate(tokens):
+            numbers = [n for n, t in enumerate(words.tokens) if t.sentence == sentence]
+            for n in numbers:
                 for size in (1, 2):
-                    phrase = " ".join(t.key for t in tokens[position : position + size])
-                    if phrase not in self.data.here:
-                        continue
-                    number = words.tokens.index(token)
-                    if any(self._reports(hit, number, number) for hit in hits):
+                    phrase = " ".join(t.key for t in words.tokens[n : n + size])
+                    if phrase in data.here and any(not self.negated(hit, n) for hit, _ in hits):
                         cities.setdefault(city, set()).add((field_name, sentence))
 
     def _station_actions(

@@ -99,6 +99,7 @@ class LanguageData:
     denial: frozenset[str]
     hypothetical: frozenset[str]
     embassy: frozenset[str]
+    country_in: frozenset[str]
     not_city_before: frozenset[str]
     region_abbreviations: dict[str, str]  # "Ont." → CA
     stopwords: frozenset[str]
@@ -305,6 +306,7 @@ def load_language(language: str) -> LanguageData | None:
         denial=words(raw.get("denial", [])),
         hypothetical=words(raw.get("hypothetical", [])),
         embassy=words(raw.get("embassy", [])),
+        country_in=words(raw.get("country_in", [])),
         not_city_before=words(raw.get("not_city_before", [])),
         region_abbreviations={
             name_key(written): code

@@ -50,8 +50,9 @@ from typing import Any
 from veille.gazetteer import Gazetteer, LanguageData, fold, gazetteer, name_key
 
 _WORD = re.compile(r"[^\W\d_]+")
-# A sentence ends at . ! ? … before a capital or an opening quote, and at every new line.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”’)]*\s+(?=[\"«“‘(¿¡—–-]*\s*[^\W\d_])|\n+")
+# A sentence ends at . ! ? … before a capital or an opening quote, at every new line, and (for
+# the rules that read clauses) at a semicolon.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”’)]*\s+(?=[\"«“‘(¿¡—–-]*\s*[^\W\d_])|\n+|;\s+")
 _DATELINE = re.compile(
     r"^\s*(?P<city>[^\W\d_a-zà-ÿ][^\W\da-zà-ÿ]*(?:[\s'’.-]+[^\W\da-zà-ÿ]+)*)\s*"
     r"(?:\((?P<paren>[^)\n]{1,40})\)|,\s*(?P<comma>[^—–\n]{1,30}?))?\s*[—–]"
