@@ -48,9 +48,10 @@ from veille.places import Mention, PlaceReading, Token, tokenize
 from veille.query import Document, Query
 from veille.textmatch import StemIndex
 
-STATION_WORDS = 12
+STATION_WORDS = 11
 PREMISES_WORDS = 6
 CUE_WORDS = 8
+STATION_NEGATION_WORDS = 3
 EMBASSY_WORDS = 6
 MAX_EVIDENCE = 400
 # Actions that are things done: a call or a question for them ("urged to close") is not one.
@@ -190,7 +191,9 @@ class _Reader:
             start, end = self.index[hit.field].offsets(hit.first, hit.last)
             words = self.fields[hit.field]
             first, last = words.word(start), words.word(max(start, end - 1))
-            found.append(_Hit(hit.field, first, last, words.tokens[first].sentence))
+            # A NEAR may reach into the next sentence; words there say nothing of this one.
+            if words.tokens[first].sentence == words.tokens[last].sentence:
+                found.append(_Hit(hit.field, first, last, words.tokens[first].sentence))
         return found
 
     def _cue(self, field_name: str, first: int, last: int, kinds: Sequence[frozenset[str]]) -> bool:
@@ -204,17 +207,31 @@ class _Reader:
         return False
 
     def negated(self, hit: _Hit, other: int | None = None, deed: bool = True) -> bool:
-        """A negation (or, for a deed, a call or a question) before the hit; with ``other`` (a
-        place's word), also a denial, anywhere from before the two to the later of them."""
+        """A negation (or, for a deed, a call or a question) before the hit. With ``other`` (a
+        place's word): a negation just before the station words or between them and the
+        place ("no such outpost", "ninguna en México"), or a denial or question word before
+        the two or between them ("asked whether … existed in London")."""
         if self.data is None:
             return False
         data = self.data
         kinds = (data.negation, data.hypothetical) if deed else (data.negation,)
         if other is None:
             return self._cue(hit.field, hit.first - CUE_WORDS, hit.first - 1, kinds)
-        first = min(hit.first, other) - CUE_WORDS
-        last = max(hit.last, other)
-        return self._cue(hit.field, first, last, (*kinds, data.denial))
+        first, last = min(hit.first, other), max(hit.last, other)
+        just_before = self._words_back(hit.field, first, STATION_NEGATION_WORDS)
+        return self._cue(hit.field, just_before, last, (data.negation,)) or self._cue(
+            hit.field, first - CUE_WORDS, last, (data.hypothetical, data.denial)
+        )
+
+    def _words_back(self, field_name: str, first: int, count: int) -> int:
+        """The word ``count`` words before word ``first``, not counting the letter a
+        contraction leaves ("don't": "don", "t")."""
+        tokens = self.fields[field_name].tokens
+        number = first
+        while count and number > 0:
+            number -= 1
+            count -= len(tokens[number].text) > 1
+        return number
 
     # --- actions -----------------------------------------------------------------------------
 
@@ -291,11 +308,19 @@ class _Reader:
         """Station words by sentence, each with how far a place may be from it."""
         found: dict[tuple[str, int], list[tuple[_Hit, int]]] = {}
         for hit in self.hits(compiled.station) if compiled.station else ():
-            found.setdefault((hit.field, hit.sentence), []).append((hit, STATION_WORDS))
-        for hit in self.hits(compiled.premises) if compiled.premises else ():
-            if not self._someone_s(hit):
+            if not self._other_word(hit):
+                found.setdefault((hit.field, hit.sentence), []).append((hit, STATION_WORDS))
+        if not found or not compiled.premises:
+            return found  # plain words name a station only in an article about stations
+        for hit in self.hits(compiled.premises):
+            if not self._someone_s(hit) and not self._other_word(hit):
                 found.setdefault((hit.field, hit.sentence), []).append((hit, PREMISES_WORDS))
         return found
+
+    def _other_word(self, hit: _Hit) -> bool:
+        """A word that shares the premises word's stem but not its meaning ("officers")."""
+        words = self.fields[hit.field].tokens[hit.first : hit.last + 1]
+        return bool(self.data) and any(t.key in self.data.not_premises for t in words)
 
     def _someone_s(self, hit: _Hit) -> bool:
         """ "l'oficina de Naciones Unidas", "the office of the Prime Minister": an
@@ -330,7 +355,9 @@ class _Reader:
             words = self.fields[mention.field]
             if mention.kind == "dateline" or mention.country == self.rules.origin:
                 continue
-            if mention.city is None and not self._country_place(mention):
+            if mention.city is None and (
+                mention.field == "title" or not self._country_place(mention)
+            ):
                 continue
             first = words.word(mention.start)
             last = words.word(max(mention.start, mention.end - 1))
@@ -345,6 +372,7 @@ class _Reader:
                 cities.setdefault(mention.city, set()).add(sentence)
             else:
                 countries.setdefault(mention.country, set()).add(sentence)
+        self._continued(by_sentence, listed, cities)
         self._lists(listed, cities)
         self._pointed_at_dateline(by_sentence, cities)
         in_city_countries = {self.g.city_country[city] for city in cities}
@@ -405,33 +433,73 @@ class _Reader:
         return self._cue(field_name, first - EMBASSY_WORDS, first - 1, (self.data.embassy,))
 
     def _lists(self, listed: list[tuple[Mention, int, int]], cities: dict[int, set]) -> None:
-        """Cities listed with a station city ("à Rome, à Florence, à Venise et à Prato") are
-        reported with it."""
+        """Cities listed with a station city of the same sentence ("à Rome, à Florence, à
+        Venise et à Prato"; "Francfort, en Allemagne, Budapest") are reported with it."""
         ordered = sorted(
-            (m for m in listed if m[0].city is not None),
-            key=lambda m: (m[0].field, m[1]),
+            (m for m in listed if m[0].city is not None), key=lambda m: (m[0].field, m[1])
         )
+        countries = {
+            (m.field, n) for m, first, last in listed if m.city is None
+            for n in range(first, last + 1)
+        }  # fmt: skip
         changed = True
         while changed:
             changed = False
-            for (a, a_first, a_last), (b, b_first, _) in zip(ordered, ordered[1:], strict=False):
-                if a.field != b.field or (a.city in cities) == (b.city in cities):
+            for (a, _, a_last), (b, b_first, _) in zip(ordered, ordered[1:], strict=False):
+                if a.field != b.field or a.sentence != b.sentence:
                     continue
-                between = self.fields[a.field].tokens[a_last + 1 : b_first]
-                text = self.fields[a.field].text[
-                    self.fields[a.field].tokens[a_last].end : self.fields[a.field]
-                    .tokens[b_first]
-                    .start
+                sentence = (a.field, a.sentence)
+                a_here = sentence in cities.get(a.city, ())  # type: ignore[arg-type]
+                b_here = sentence in cities.get(b.city, ())  # type: ignore[arg-type]
+                if a_here == b_here:
+                    continue
+                words = self.fields[a.field]
+                between = [
+                    token
+                    for number, token in enumerate(words.tokens[a_last + 1 : b_first], a_last + 1)
+                    if (a.field, number) not in countries
                 ]
+                gap = words.text[words.tokens[a_last].end : words.tokens[b_first].start]
                 if (
                     len(between) <= 2
                     and all(t.key in LIST_WORDS for t in between)
-                    and ("," in text or between)
-                    and "." not in text
+                    and ("," in gap or between)
                 ):
-                    source, target = (a, b) if a.city in cities else (b, a)
-                    cities.setdefault(target.city, set()).update(cities[source.city])
+                    target = b if a_here else a
+                    cities.setdefault(target.city, set()).add(sentence)  # type: ignore[arg-type]
                     changed = True
+
+    def _continued(
+        self,
+        by_sentence: dict[tuple[str, int], list[tuple[_Hit, int]]],
+        listed: list[tuple[Mention, int, int]],
+        cities: dict[int, set],
+    ) -> None:
+        """A list of cities right after a station sentence goes on with it ("… des « stations
+        de police à l'étranger ». L'Espagne en compterait davantage : plusieurs à Madrid, au
+        moins une à Barcelone et une ici, à Valence.")."""
+        reporting = {
+            sentence for sentence, hits in by_sentence.items()
+            if any(not self.negated(hit) for hit, _ in hits)
+        }  # fmt: skip
+        by_next: dict[tuple[str, int], list[Mention]] = {}
+        for mention, _, _ in listed:
+            if (
+                mention.city is not None
+                and mention.kind == "name"
+                and (mention.field, mention.sentence - 1) in reporting
+            ):
+                by_next.setdefault((mention.field, mention.sentence), []).append(mention)
+        for sentence, mentions in by_next.items():
+            if sentence in by_sentence or len({m.city for m in mentions}) < 2:
+                continue
+            words = self.fields[sentence[0]]
+            first = words.word(mentions[0].start)
+            last = words.word(mentions[-1].start)
+            between = [t for t in words.tokens[first:last] if not t.capitalized]
+            if len(between) <= 4 * len(mentions):
+                for mention in mentions:
+                    cities.setdefault(mention.city, set()).add(sentence)  # type: ignore[arg-type]
 
     def _pointed_at_dateline(
         self, by_sentence: dict[tuple[str, int], list[tuple[_Hit, int]]], cities: dict[int, set]

@@ -100,6 +100,7 @@ class LanguageData:
     hypothetical: frozenset[str]
     embassy: frozenset[str]
     country_in: frozenset[str]
+    not_premises: frozenset[str]
     not_city_before: frozenset[str]
     region_abbreviations: dict[str, str]  # "Ont." → CA
     stopwords: frozenset[str]
@@ -120,9 +121,10 @@ class Gazetteer:
     city_lon: array = field(default_factory=lambda: array("d"))
     city_population: array = field(default_factory=lambda: array("l"))
     capitals: dict[str, int] = field(default_factory=dict)
-    # Parts of a larger city that GeoNames lists among cities (Manhattan, a Chinatown): a name
-    # that stands for one of them names no city.
-    districts: set[int] = field(default_factory=set)
+    # Parts of a larger city that GeoNames lists among cities (Manhattan, a Chinatown), each
+    # with that city: a name that stands for one of them names the city only where the article
+    # names the city too.
+    districts: dict[int, int] = field(default_factory=dict)
     first_level: frozenset[str] = frozenset()
     country_names: dict[str, dict[str, str]] = field(default_factory=dict)  # lang → code → name
     languages: dict[str, LanguageData] = field(default_factory=dict)
@@ -307,6 +309,7 @@ def load_language(language: str) -> LanguageData | None:
         hypothetical=words(raw.get("hypothetical", [])),
         embassy=words(raw.get("embassy", [])),
         country_in=words(raw.get("country_in", [])),
+        not_premises=words(raw.get("not_premises", [])),
         not_city_before=words(raw.get("not_city_before", [])),
         region_abbreviations={
             name_key(written): code
@@ -330,16 +333,17 @@ def _cities(min_population: int) -> Iterator[dict[str, Any]]:
     cities.clear()
 
 
-def _districts(points: list[tuple[float, float, int]]) -> set[int]:
-    """Numbers of the places that are parts of a larger city: within :data:`DISTRICT_KM` of a city
-    :data:`DISTRICT_RATIO` times as populous and of :data:`DISTRICT_PARENT` people or more
-    (Manhattan, a Chinatown, Akihabara: GeoNames lists city sections among its cities)."""
+def _districts(points: list[tuple[float, float, int]]) -> dict[int, int]:
+    """The places that are parts of a larger city, each with that city: within
+    :data:`DISTRICT_KM` of a city :data:`DISTRICT_RATIO` times as populous and of
+    :data:`DISTRICT_PARENT` people or more (Manhattan, a Chinatown, Akihabara: GeoNames lists
+    city sections among its cities). Numbers are positions in ``points``."""
     cells: dict[tuple[int, int], list[int]] = {}
     for number, (lat, lon, _) in enumerate(points):
         cells.setdefault((int(lat * 10), int(lon * 10)), []).append(number)
-    parts = set()
+    parts: dict[int, int] = {}
     # From the few large cities outwards: a tenth of a degree is at least 9 km of latitude.
-    for p_lat, p_lon, p_population in points:
+    for parent, (p_lat, p_lon, p_population) in enumerate(points):
         if p_population < DISTRICT_PARENT:
             continue
         reach = 1 + int(DISTRICT_KM / (111.0 * max(0.1, math.cos(math.radians(p_lat)))) * 10)
@@ -351,8 +355,9 @@ def _districts(points: list[tuple[float, float, int]]) -> set[int]:
                     if (
                         p_population >= DISTRICT_RATIO * population
                         and _km(lat, lon, p_lat, p_lon) <= DISTRICT_KM
+                        and (number not in parts or points[parts[number]][2] < p_population)
                     ):
-                        parts.add(number)
+                        parts[number] = parent
     return parts
 
 
@@ -382,7 +387,7 @@ def build(
     for number, (name, country, geonameid, lat, lon, population, alternates) in enumerate(records):
         index = len(g.city_name)
         if number in parts:
-            g.districts.add(index)
+            g.districts[index] = parts[number]
         g.city_name.append(name)
         g.city_country.append(_intern(country))
         g.city_geonameid.append(geonameid)

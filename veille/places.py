@@ -422,6 +422,7 @@ class _Reader:
                 around |= countries
         longer: list[int] = [] if dateline_city is None else [dateline_city]
         resolved: list[tuple[str, int, int, int, bool]] = []  # field, i, n, city, placed
+        parts: list[tuple[str, int, int, int]] = []  # field, i, n, the city it is part of
         for field_name, i, n, key in sorted(kept, key=lambda k: -k[2]):
             tokens = tokenized[field_name][0]
             placed = self._dateline_at(field_name, i, dateline)
@@ -430,7 +431,10 @@ class _Reader:
                 city, placed = self._resolve(
                     fields[field_name], tokens, i, n, key, context, around, longer
                 )
-                if city is None or city in g.districts or self._is_region(tokens, i, key, city):
+                if city in g.districts:
+                    parts.append((field_name, i, n, g.districts[city]))
+                    continue
+                if city is None or self._is_region(tokens, i, key, city):
                     continue
             if city is None:
                 continue
@@ -438,6 +442,9 @@ class _Reader:
             if n > 1:
                 longer.append(city)
             resolved.append((field_name, i, n, city, placed))
+        # "Manhattan's Chinatown" in a story datelined NEW YORK: the part names the city named.
+        named = {city for _, _, _, city, _ in resolved}
+        resolved += [(f, i, n, city, True) for f, i, n, city in parts if city in named]
         firm = set()  # cities named at least once in a way that only a place is named
         for field_name, i, n, city, placed in resolved:
             initial = n == 1 and tokenized[field_name][0][i].initial

@@ -192,7 +192,9 @@ class Register:
             for _, doc in articles
         ]
 
-    def _write(self, pending: dict[str, list[Report]], created: set[str]) -> dict[str, list[Report]]:
+    def _write(
+        self, pending: dict[str, list[Report]], created: set[str]
+    ) -> dict[str, list[Report]]:
         """One read-modify-write round; returns the locations to try again (changed meanwhile)."""
         found = self.client.mget(index=self.index, ids=list(pending))["docs"]
         actions = []
