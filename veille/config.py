@@ -217,8 +217,8 @@ CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 
 class Authority(StrictModel):
     """A police, justice or government body, by its name in the register and per language the
-    names it goes by (each a phrase); a generic body (``kind``: "foreign-ministry") is also named by its
-    kind's words when the sentence is about its ``country``."""
+    names it goes by (each a phrase); a generic body (``kind``: "foreign-ministry") is also
+    named by its kind's words when the sentence is about its ``country``."""
 
     name: Annotated[str, Field(min_length=1)]
     country: CountryCode | None = None
@@ -311,9 +311,10 @@ class Topic(StrictModel):
             found += [(f"{key}.bodies.{name}", language, f"body {name!r}", text)
                       for name, text in rules.bodies.items()]  # fmt: skip
         for number, authority in enumerate(self.events.authorities):
-            for language, texts in authority.names.items():
-                found.append((f"events.authorities.{number}.names.{language}", language,
-                              f"authority {authority.name!r}", authority.query(language)))  # fmt: skip
+            for language in authority.names:
+                where = f"events.authorities.{number}.names.{language}"
+                what = f"authority {authority.name!r}"
+                found.append((where, language, what, authority.query(language)))
         return found
 
     def groups(self, language: str) -> dict[str, Node]:

@@ -40,6 +40,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from veille.config import ACTION_NAMES, Authority, Topic
@@ -445,7 +446,7 @@ class _Reader:
         changed = True
         while changed:
             changed = False
-            for (a, _, a_last), (b, b_first, _) in zip(ordered, ordered[1:], strict=False):
+            for (a, _, a_last), (b, b_first, _) in pairwise(ordered):
                 if a.field != b.field or a.sentence != b.sentence:
                     continue
                 sentence = (a.field, a.sentence)

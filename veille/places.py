@@ -50,14 +50,17 @@ from typing import Any
 from veille.gazetteer import Gazetteer, LanguageData, fold, gazetteer, name_key
 
 _WORD = re.compile(r"[^\W\d_]+")
-# A sentence ends at . ! ? … before a capital or an opening quote, at every new line, and (for
-# the rules that read clauses) at a semicolon.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”’)]*\s+(?=[\"«“‘(¿¡—–-]*\s*[^\W\d_])|\n+|;\s+")
+# A sentence ends at . ! ? … before a capital or an opening quote, at every new line, after a
+# dateline's dash, and (for the rules that read clauses) at a semicolon.
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?…])[\"»”’)]*\s+(?=[\"«“‘(¿¡—–-]*\s*[^\W\d_])|\n+|;\s+|\s[—–]\s"
+)
 _DATELINE = re.compile(
     r"^\s*(?P<city>[^\W\d_a-zà-ÿ][^\W\da-zà-ÿ]*(?:[\s'’.-]+[^\W\da-zà-ÿ]+)*)\s*"
     r"(?:\((?P<paren>[^)\n]{1,40})\)|,\s*(?P<comma>[^—–\n]{1,30}?))?\s*[—–]"
 )
 _JOINER = re.compile(r"^[ \-'’.]{1,3}$")
+_LIST_GAP = re.compile(r"^(?:, ?| and | et | y | e |, and |, et |, y )$")
 BIG_CITY = 1_000_000
 SMALL_CITY = 100_000
 LOCAL_DATELINE = 50_000
@@ -423,6 +426,7 @@ class _Reader:
         longer: list[int] = [] if dateline_city is None else [dateline_city]
         resolved: list[tuple[str, int, int, int, bool]] = []  # field, i, n, city, placed
         parts: list[tuple[str, int, int, int]] = []  # field, i, n, the city it is part of
+        unsettled: list[tuple[str, int, int, str]] = []
         for field_name, i, n, key in sorted(kept, key=lambda k: -k[2]):
             tokens = tokenized[field_name][0]
             placed = self._dateline_at(field_name, i, dateline)
@@ -434,7 +438,10 @@ class _Reader:
                 if city in g.districts:
                     parts.append((field_name, i, n, g.districts[city]))
                     continue
-                if city is None or self._is_region(tokens, i, key, city):
+                if city is None:
+                    unsettled.append((field_name, i, n, key))
+                    continue
+                if self._is_region(tokens, i, key, city):
                     continue
             if city is None:
                 continue
@@ -442,6 +449,7 @@ class _Reader:
             if n > 1:
                 longer.append(city)
             resolved.append((field_name, i, n, city, placed))
+        resolved += self._listed_with(fields, tokenized, unsettled, resolved)
         # "Manhattan's Chinatown" in a story datelined NEW YORK: the part names the city named.
         named = {city for _, _, _, city, _ in resolved}
         resolved += [(f, i, n, city, True) for f, i, n, city in parts if city in named]
@@ -477,6 +485,46 @@ class _Reader:
                     i,
                 )
             )
+
+    def _listed_with(
+        self,
+        fields: dict[str, str],
+        tokenized: dict[str, tuple[list[Token], list[tuple[int, int]]]],
+        unsettled: list[tuple[str, int, int, str]],
+        resolved: list[tuple[str, int, int, int, bool]],
+    ) -> list[tuple[str, int, int, int, bool]]:
+        """Names left open that stand in a list with a settled city take its country ("offices
+        in Madrid, Barcelona and Valencia")."""
+        g = self.g
+        ends = {(f, i): c for f, i, _, c, _ in resolved} | {
+            (f, i + n - 1): c for f, i, n, c, _ in resolved
+        }
+        settled: list[tuple[str, int, int, int, bool]] = []
+        for _ in range(len(unsettled)):  # each round may settle the next one of a list
+            for item in list(unsettled):
+                field_name, i, n, key = item
+                tokens, text = tokenized[field_name][0], fields[field_name]
+                neighbours = [
+                    ends.get((field_name, j))
+                    for j in (i - 1, i - 2)
+                    if j >= 0 and _LIST_GAP.match(text[tokens[j].end : tokens[i].start])
+                ]
+                last = i + n - 1
+                neighbours += [
+                    ends.get((field_name, j))
+                    for j in (last + 1, last + 2)
+                    if j < len(tokens) and _LIST_GAP.match(text[tokens[last].end : tokens[j].start])
+                ]
+                for neighbour in neighbours:
+                    if neighbour is None:
+                        continue
+                    city = self._largest(g.cities_named(key), {g.city_country[neighbour]})
+                    if city is not None and city not in g.districts:
+                        settled.append((field_name, i, n, city, True))
+                        ends[(field_name, i)] = ends[(field_name, last)] = city
+                        unsettled.remove(item)
+                        break
+        return settled
 
     @staticmethod
     def _dateline_at(field_name: str, i: int, dateline: tuple[int, int, str, str] | None) -> bool:

@@ -264,7 +264,7 @@ class Register:
             for key, reports in by_station.items()
         )  # fmt: skip
         written = 0
-        for ok, result in streaming_bulk(self.client, docs, raise_on_error=True, max_retries=3):
+        for ok, _ in streaming_bulk(self.client, docs, raise_on_error=True, max_retries=3):
             written += ok
         self.client.indices.refresh(index=fresh)
         old = list(self.client.indices.get_alias(name=self.index, ignore_unavailable=True))
