@@ -28,7 +28,7 @@ def article(number: int, day: str, station: dict, actions: list[str]) -> tuple[s
         "authorities": ["Garda Síochána"] if "investigation" in actions else [],
         "action_evidence": [
             {"action": a, "rule": a, "sentence": f"{a} in {station['name']}"} for a in actions
-        ],  # fmt: skip
+        ],
     }
     return f"article-{number}", doc
 
