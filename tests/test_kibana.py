@@ -431,7 +431,7 @@ def test_a_field_renamed_in_a_map_is_caught_before_import():
     problems = check_saved_objects(objects, "veille")
 
     assert problems == [
-        "map 'Stations map' uses field 'reports', which veille-stations does not map",
+        "map 'Stations map' uses field 'report_count', which veille-stations does not map",
         "map 'Countries mentioned map' sorts or aggregates on 'text', a text field of "
         "veille-articles: use a keyword, date or number field with doc values",
     ]
