@@ -419,7 +419,7 @@ def test_a_field_renamed_in_a_map_is_caught_before_import():
     stations_map = next(o for o in objects if o["attributes"].get("title") == "Stations map")
     attributes = stations_map["attributes"]
     attributes["layerListJSON"] = attributes["layerListJSON"].replace(
-        '"reports_count"', '"reports"'
+        '"reports_count"', '"report_count"'
     )
     countries_map = next(
         o for o in objects if o["attributes"].get("title") == "Countries mentioned map"
