@@ -146,8 +146,8 @@ class _Field:
     starts: list[int]
 
     @classmethod
-    def of(cls, text: str) -> _Field:
-        tokens, spans = tokenize(text)
+    def of(cls, text: str, tokenized: tuple[list[Token], list[tuple[int, int]]] | None) -> _Field:
+        tokens, spans = tokenized or tokenize(text)
         return cls(text, tokens, spans, [t.start for t in tokens])
 
     def word(self, offset: int) -> int:
@@ -547,7 +547,10 @@ def read_events(
     compiled = rules.languages.get(language or "")
     if compiled is None:
         return ArticleEvents()
-    fields = {"title": _Field.of(title or ""), "text": _Field.of(text or "")}
+    fields = {
+        name: _Field.of(value or "", reading.tokens.get(name))
+        for name, value in (("title", title), ("text", text))
+    }
     index: Document = {name: StemIndex(f.text, language) for name, f in fields.items()}
     reader = _Reader(fields, index, g.language(language), rules, reading, outlet_country, g)
     actions, evidence, hits = reader.actions(compiled)

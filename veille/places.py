@@ -42,6 +42,7 @@ name a language ("French classes", "habla un español con acento", "en chinois")
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -70,18 +71,15 @@ DOMINANT = 5.0
 QUALIFIER_WORDS = 8
 
 
-@dataclass
+@dataclass(slots=True)
 class Token:
     text: str
     start: int
     end: int
     sentence: int
     initial: bool
-    key: str = ""
-
-    @property
-    def capitalized(self) -> bool:
-        return self.text[:1].isupper()
+    key: str
+    capitalized: bool
 
 
 @dataclass
@@ -106,7 +104,8 @@ class PlaceReading:
     cities: Counter[int]
     mentions: list[Mention]
     dateline_city: int | None
-    sentences: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    # Each field's words and sentences, as the rules read them (veille/events.py reads them too).
+    tokens: dict[str, tuple[list[Token], list[tuple[int, int]]]] = field(default_factory=dict)
 
     def places(self, g: Gazetteer) -> list[dict[str, Any]]:
         """The article's ``places``: each city once, most mentioned first."""
@@ -139,14 +138,29 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def tokenize(text: str) -> tuple[list[Token], list[tuple[int, int]]]:
     """Word tokens with their sentence and whether they open it."""
     spans = sentence_spans(text)
+    starts = [start for start, _ in spans]
     tokens: list[Token] = []
-    for number, (start, end) in enumerate(spans):
-        first = True
-        for match in _WORD.finditer(text, start, end):
-            tokens.append(Token(match.group(), match.start(), match.end(), number, first))
-            tokens[-1].key = fold(match.group())
-            first = False
+    previous = -1
+    for match in _WORD.finditer(text):
+        word, start = match.group(), match.start()
+        sentence = bisect_right(starts, start) - 1
+        if sentence < 0 or start >= spans[sentence][1]:
+            continue  # between sentences: a separator
+        key = _FOLDED.get(word)
+        if key is None:
+            if len(_FOLDED) > FOLD_CACHE_SIZE:
+                _FOLDED.clear()
+            key = _FOLDED[word] = fold(word)
+        tokens.append(
+            Token(word, start, match.end(), sentence, sentence != previous, key, word[0].isupper())
+        )
+        previous = sentence
     return tokens, spans
+
+
+# Word → folded word, filled as words are met; emptied when full, so it never grows with a crawl.
+_FOLDED: dict[str, str] = {}
+FOLD_CACHE_SIZE = 50_000
 
 
 class _Reader:
@@ -208,19 +222,20 @@ class _Reader:
         """``(first token, token count, country)`` of nationality words naming a country."""
         if not self.data:
             return []
-        data = self.data
+        demonyms, starts = self.data.demonyms, self.data.demonym_starts
         found = []
         i = 0
         while i < len(tokens):
-            if i in taken:
+            key = tokens[i].key
+            if i in taken or (key not in demonyms and key not in starts):
                 i += 1
                 continue
             for n in (2, 1):
-                if i + n > len(tokens) or any(j in taken for j in range(i, i + n)):
+                if i + n > len(tokens) or (n == 2 and (key not in starts or i + 1 in taken)):
                     continue
-                key = " ".join(t.key for t in tokens[i : i + n])
-                code = data.demonyms.get(key)
-                if code is None or self._names_language(tokens, i, n, key):
+                words = f"{key} {tokens[i + 1].key}" if n == 2 else key
+                code = demonyms.get(words)
+                if code is None or self._names_language(tokens, i, n, words):
                     continue
                 found.append((i, n, code))
                 i += n - 1
@@ -279,7 +294,7 @@ class _Reader:
             cities=counted,
             mentions=sorted(self.mentions, key=lambda m: (m.field != "title", m.start)),
             dateline_city=dateline_city,
-            sentences={name: spans for name, (_, spans) in tokenized.items()},
+            tokens=tokenized,
         )
 
     def _country(
@@ -311,7 +326,9 @@ class _Reader:
 
     def _qualifier_country(self, phrase: str) -> str | None:
         """The country a short phrase names: a country, region or nationality word in it."""
-        tokens, _ = tokenize(phrase)
+        return self._qualifier_in(tokenize(phrase)[0])
+
+    def _qualifier_in(self, tokens: list[Token]) -> str | None:
         for i in range(len(tokens)):
             for n in range(min(4, len(tokens) - i), 0, -1):
                 key = " ".join(t.key for t in tokens[i : i + n])
@@ -393,8 +410,9 @@ class _Reader:
         if not following:
             return None
         stop = text.find(")", end) if "(" in rest else -1
-        phrase_end = stop if stop != -1 else following[-1].end
-        return self._qualifier_country(text[end:phrase_end])
+        if stop != -1:
+            following = [t for t in following if t.end <= stop]
+        return self._qualifier_in(following)
 
     def _cities(
         self,
