@@ -187,7 +187,9 @@ class _Reader:
         self.g = g
 
     def hits(self, query: Query) -> list[_Hit]:
-        found = []
+        found: list[_Hit] = []
+        if not query.matches(self.index):  # word look-ups: most queries stop here
+            return found
         for hit in query.hits(self.index):
             start, end = self.index[hit.field].offsets(hit.first, hit.last)
             words = self.fields[hit.field]

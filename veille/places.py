@@ -42,7 +42,6 @@ name a language ("French classes", "habla un español con acento", "en chinois")
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -138,23 +137,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def tokenize(text: str) -> tuple[list[Token], list[tuple[int, int]]]:
     """Word tokens with their sentence and whether they open it."""
     spans = sentence_spans(text)
-    starts = [start for start, _ in spans]
     tokens: list[Token] = []
-    previous = -1
-    for match in _WORD.finditer(text):
-        word, start = match.group(), match.start()
-        sentence = bisect_right(starts, start) - 1
-        if sentence < 0 or start >= spans[sentence][1]:
-            continue  # between sentences: a separator
-        key = _FOLDED.get(word)
-        if key is None:
-            if len(_FOLDED) > FOLD_CACHE_SIZE:
-                _FOLDED.clear()
-            key = _FOLDED[word] = fold(word)
-        tokens.append(
-            Token(word, start, match.end(), sentence, sentence != previous, key, word[0].isupper())
-        )
-        previous = sentence
+    folded, append = _FOLDED, tokens.append
+    if len(folded) > FOLD_CACHE_SIZE:
+        folded.clear()
+    for number, (start, end) in enumerate(spans):
+        first = True
+        for word in _WORD.finditer(text, start, end):
+            key = folded.get(word[0])
+            if key is None:
+                key = folded[word[0]] = fold(word[0])
+            append(
+                Token(word[0], word.start(), word.end(), number, first, key, word[0][0].isupper())
+            )
+            first = False
     return tokens, spans
 
 
