@@ -142,3 +142,15 @@ def test_two_writers_on_one_location_lose_no_report(register, es):
         thread.join()
     assert not errors
     assert documents(register)["IE-2964574"]["reports_count"] == 12
+
+
+def test_articles_indexed_while_the_register_was_down_are_applied_later(register):
+    client, names = register.client, register.names
+    article_id, doc = article(1, "2022-10-20", PORTUGAL, ["reported"])
+    client.index(index=names.articles, id=article_id, document={**doc, "stations_status": "pending"},
+                 refresh=True)  # fmt: skip
+    assert register.apply_pending() == {"articles": 1, "with_new_stations": 1}
+    assert documents(register)["PT"]["articles"] == ["article-1"]
+    stored = client.get(index=names.articles, id=article_id)["_source"]
+    assert stored["stations_status"] == "registered" and stored["new_stations"] == ["PT"]
+    assert register.apply_pending() == {"articles": 0, "with_new_stations": 0}
