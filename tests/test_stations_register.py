@@ -147,8 +147,8 @@ def test_two_writers_on_one_location_lose_no_report(register, es):
 def test_articles_indexed_while_the_register_was_down_are_applied_later(register):
     client, names = register.client, register.names
     article_id, doc = article(1, "2022-10-20", PORTUGAL, ["reported"])
-    client.index(index=names.articles, id=article_id, document={**doc, "stations_status": "pending"},
-                 refresh=True)  # fmt: skip
+    pending = {**doc, "stations_status": "pending"}
+    client.index(index=names.articles, id=article_id, document=pending, refresh=True)
     assert register.apply_pending() == {"articles": 1, "with_new_stations": 1}
     assert documents(register)["PT"]["articles"] == ["article-1"]
     stored = client.get(index=names.articles, id=article_id)["_source"]
