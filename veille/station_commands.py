@@ -87,8 +87,9 @@ def list_command(
         )
     cli.out.print(table)
     total = sum(s["reports_count"] for s in stations)
-    cli.out.print(f"{len(stations)} locations, {total} reports. `--json` gives the actions with "
-                  "dates, authorities, articles and outlets.", highlight=False)  # fmt: skip
+    places = f"{len(stations)} location" + ("s" if len(stations) != 1 else "")
+    cli.out.print(f"{places}, {total} reports. `--json` gives the actions with dates, "
+                  "authorities, articles and outlets.", highlight=False)  # fmt: skip
 
 
 @app.command("rebuild")
