@@ -67,11 +67,13 @@ def test_queries_quote_every_name_or_phrase_rule_of_the_language(topics, languag
     assert all(len(query.split(" OR ")) <= 8 for query in search_queries(topics, language))
 
 
-def test_rules_that_need_words_together_are_not_searched_word_by_word(topics):
-    """A NEAR or AND rule is checked on the articles found: its loose words ("China",
-    "police") would bring back every China story."""
+def test_a_rule_s_context_is_not_searched_but_its_phrase_is(topics):
+    """ "transnational repression" NEAR/12 @china: the phrase is searched, the context (China,
+    Chinese…) is not: alone it would bring back every China story. Rules of groups only
+    (an outpost near police) are checked on what the searches find."""
     phrases = {p.strip('"') for p in _phrases(topics, "en")}
-    assert not phrases & {"China", "Chinese", "police", "transnational repression"}
+    assert "transnational repression" in phrases
+    assert not phrases & {"China", "Chinese", "Beijing", "police", "outpost", "service point"}
 
 
 def test_a_rule_added_to_the_topic_reaches_every_search_engine(topics):

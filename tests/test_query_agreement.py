@@ -23,7 +23,7 @@ from veille.languages import LANGUAGES, analysis_settings
 from veille.query import Query, to_elasticsearch
 from veille.textmatch import StemIndex, analyze_spans
 from veille.topic_eval import LABELLED_SET, load_labelled
-from veille.topics import TopicJudge
+from veille.topics import TopicJudge, topic_query
 
 README_QUERIES = [
     '(RCMP OR "Royal Canadian Mounted Police") AND ("police station" OR Montreal) NOT Toronto',
@@ -194,3 +194,15 @@ def test_percolated_alert_rules_see_the_same_matches(index):
     far = {**document, "text_en": "China. " + "Word " * 12 + "A police station."}
     hits = client.search(index=alerts, query={"percolate": {"field": "query", "document": far}})
     assert hits["hits"]["hits"] == []
+
+
+def test_a_topic_compiled_to_elasticsearch_finds_what_the_judge_keeps(index, articles):
+    """The whole topic as one query (for re-judging stored articles) keeps the same articles."""
+    client, name = index
+    topics = load_config(ROOT / "config").topics
+    judge = TopicJudge(topics)
+    kept = {a["id"] for a in articles if judge.judge(a["title"], a["text"], a["language"]).relevant}
+    query = topic_query(topics[0])
+    hits = client.search(index=name, query=query, size=1000, source=False)["hits"]["hits"]
+    assert {hit["_id"] for hit in hits} == kept
+    assert len(kept) >= 30

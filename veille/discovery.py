@@ -34,8 +34,8 @@ import feedparser
 from lxml import etree
 
 from veille.config import Topic
-from veille.query import AnyOf, Group, Node, Term
-from veille.textmatch import StemIndex, fold
+from veille.query import AnyOf, Group, Near, Node, Term
+from veille.textmatch import Pattern, StemIndex
 from veille.topics import TopicJudge
 
 _ENGINE_PATHS = {
@@ -57,19 +57,30 @@ class DiscoveryError(ValueError):
 
 
 def search_terms(topics: Iterable[Topic], language: str) -> list[str]:
-    """The phrases searched for in ``language``: the words and phrases of every rule that is a
-    name or phrase on its own (a word, a phrase, or an OR of them: no AND, NOT or NEAR), from
-    the language's rules and then ``any_language``, in file order, each once. Rules that need
-    words together are checked on the articles found."""
-    chosen: dict[str, str] = {}
+    """The phrases searched for in ``language``, from the language's rules and then
+    ``any_language``, in file order, each once (forms with the same stems once): the words and
+    phrases of every rule that decides on its own (a word, a phrase, or an OR of them), and the
+    phrases of a NEAR whose other side is a group (``"transnational repression" NEAR/12
+    @china``: the phrase is what the rule is about, the group its context). The rest of the
+    rules, and the context, are checked on the articles found: searched alone, "China" would
+    bring back every China story."""
+    chosen: dict[tuple, str] = {}
     for topic in topics:
         per_language = topic.languages.get(language)  # type: ignore[call-overload]
         rules = [(language, rule) for rule in per_language.rules.values()] if per_language else []
         rules += [("any", rule) for rule in topic.any_language.values()]
         for key, rule in rules:
-            for term in _standalone_terms(topic.rule_query(key, rule)):
-                chosen.setdefault(fold(term.text.casefold()), term.text)
+            for term in _searchable_terms(topic.rule_query(key, rule)):
+                chosen.setdefault(Pattern.of(term.text, language).key, term.text)
     return list(chosen.values())
+
+
+def _searchable_terms(node: Node) -> list[Term]:
+    """The terms of a rule an engine can ask for (see :func:`search_terms`)."""
+    if isinstance(node, Near) and (node.labels[0] is None) != (node.labels[1] is None):
+        side = node.left if node.labels[0] is None else node.right
+        return [term for term in side if len(term.text.split()) > 1]
+    return _standalone_terms(node)
 
 
 def _standalone_terms(node: Node) -> list[Term]:

@@ -52,6 +52,12 @@ class Hit:
     text: str | None = None  # only when asked for (``with_text``)
 
 
+def merge_marks(fragment: str, start: str, end: str) -> str:
+    """A highlighted fragment with words marked side by side under one mark: an ``intervals``
+    query marks each word of a phrase on its own ("«police» «stations»" → "«police stations»")."""
+    return fragment.replace(f"{end} {start}", " ")
+
+
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """``"7d"``/``"12h"`` before now, or an ISO date such as ``2025-03-01``."""
     now = now or datetime.now(UTC)
@@ -118,6 +124,7 @@ def search(
     for hit in response["hits"]["hits"]:
         doc = hit["_source"]
         highlight = next(iter(hit.get("highlight", {}).values()), [""])
+        highlight = [merge_marks(fragment, "«", "»") for fragment in highlight]
         translated = doc.get("translation", {}).get(pivot, {}).get("title")
         story = hit.get("inner_hits", {}).get("story", {}).get("hits", {}).get("total", {})
         hits.append(

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from veille.config import Topic
-from veille.languages import FALLBACK
-from veille.query import Document, Evidence, Query
+from veille.languages import FALLBACK, LANGUAGES
+from veille.query import Document, Evidence, Query, to_elasticsearch
 from veille.textmatch import StemIndex
 
 MAX_MATCHES = 20
@@ -163,6 +163,31 @@ class TopicJudge:
             tuple(rule.rule for rule in matched if rule.topic == deciding),
             results=results,
         )
+
+
+def topic_query(topic: Topic) -> dict[str, Any]:
+    """An Elasticsearch query for the articles ``topic`` keeps: in each language, one of its
+    rules for that language or for any language on the article's ``title_<lang>`` and
+    ``text_<lang>`` (the fields analysed as the judge analyses them)."""
+    languages = []
+    for code, language in LANGUAGES.items():
+        per_language = topic.languages.get(code)  # type: ignore[call-overload]
+        entries = [(code, rule) for rule in per_language.rules.values()] if per_language else []
+        entries += [("any", rule) for rule in topic.any_language.values()]
+        rules = [
+            to_elasticsearch(topic.rule_query(key, rule), language.fields) for key, rule in entries
+        ]
+        if rules:
+            languages.append(
+                {
+                    "bool": {
+                        "filter": [{"term": {"language": code}}],
+                        "should": rules,
+                        "minimum_should_match": 1,
+                    }
+                }
+            )
+    return {"bool": {"should": languages, "minimum_should_match": 1}}
 
 
 def _topic_rules(
