@@ -29,7 +29,6 @@ from veille.textmatch import StemIndex
 
 MAX_MATCHES = 20
 MAX_MATCH_TEXT = 300
-FIELDS = ("title", "text")
 
 
 @dataclass(frozen=True)
