@@ -52,6 +52,10 @@ class SearchSpider(VeilleSpider):
     name = "search"
     source_type = "search"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._followed: set[str] = set()
+
     async def start(self) -> AsyncIterator[scrapy.Request]:
         settings = self.crawler.settings
         config = cached_config(settings.get("VEILLE_CONFIG"))
@@ -114,8 +118,12 @@ class SearchSpider(VeilleSpider):
             "feed": response.url,
         }
         published = {canonicalize(r.url): r.published_at for r in found}
-        wrappers = [r.url for r in found if not r.resolved]
+        # A topic's terms may take several queries, whose answers overlap: each result is
+        # followed once per crawl, under the first query that found it.
+        fresh = [r for r in found if r.url not in self._followed]
+        self._followed.update(r.url for r in fresh)
+        wrappers = [r.url for r in fresh if not r.resolved]
         if wrappers:
             self.count("search/wrappers_followed", len(wrappers))
-        for url in await self.new_urls([*(r.url for r in found if r.resolved), *wrappers]):
+        for url in await self.new_urls([*(r.url for r in fresh if r.resolved), *wrappers]):
             yield self.article_request(url, source, via, entry_published=published.get(url))
