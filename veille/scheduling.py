@@ -39,6 +39,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from alerts.rules import RULES_FILE, missing_rules_note
 from veille.config import Config, ConfigError, Environment, Schedule, parse_duration
 from veille.es import IndexNames, make_client
 from veille.health import record_run
@@ -402,6 +403,10 @@ def serve(config: Config, env: Environment, overrides: dict[str, str]) -> None:
         "scheduler started: %d jobs, store %s, time limit %s per crawl",
         len(scheduler.get_jobs()), jobstore_path(env), run_settings.time_limit,
     )  # fmt: skip
+    rules_file = config.directory / RULES_FILE
+    if "alerts-send" in settings.tasks and not rules_file.exists():
+        # Said once, here: the task itself does nothing without the file, every two minutes.
+        logger.warning("%s", missing_rules_note(rules_file))
     while not stop.wait(0.5):
         pass
     scheduler.pause()
