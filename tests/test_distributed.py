@@ -306,9 +306,7 @@ def test_compose_distributed_profile_adds_redis_and_workers_fed_by_the_scheduler
     assert compose, "docker-compose is missing: apt-get install -y docker-compose (scripts/test)"
     env_file = tmp_path / ".env"
     env_file.write_text(
-        (ROOT / ".env.example").read_text()
-        + "ELASTIC_PASSWORD=pw-1\nKIBANA_SYSTEM_PASSWORD=pw-2\n"
-        + "VEILLE_REDIS_URL=redis://redis:6379/0\n"
+        (ROOT / ".env.example").read_text() + "VEILLE_REDIS_URL=redis://redis:6379/0\n"
     )
     result = subprocess.run(
         [compose, "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml"),
