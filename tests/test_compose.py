@@ -76,6 +76,7 @@ def test_no_secret_is_committed_in_env_example():
     assert documented["ELASTIC_PASSWORD"] == ""
     assert documented["KIBANA_SYSTEM_PASSWORD"] == ""
     assert documented["VEILLE_SMTP_PASSWORD"] == ""
+    assert documented["VEILLE_FEEDBACK_SECRET"] == ""
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert ".env" in ignored, "the build context must not carry the local secrets"
 
@@ -101,7 +102,7 @@ def test_compose_file_validates_with_docker_compose_and_no_env_file(no_env_file)
     config = yaml.safe_load(result.stdout)
     services = config["services"]
 
-    core = {"passwords", "elasticsearch", "kibana", "mailpit", "setup", "scheduler"}
+    core = {"passwords", "elasticsearch", "kibana", "mailpit", "setup", "scheduler", "serve"}
     distributed = {
         name for name, svc in services.items() if "distributed" in svc.get("profiles", [])
     }
@@ -136,7 +137,7 @@ def test_compose_file_validates_with_docker_compose_and_no_env_file(no_env_file)
             assert not mount.split(":")[0].endswith("-passwords") or mount.endswith(":ro"), name
     assert {v for v, _ in _mounts(kibana)} & {"es-passwords", "veille-passwords"} == set()
     # the .env choices reach the passwords service only, for the first start
-    chosen = {"ELASTIC_PASSWORD", "KIBANA_SYSTEM_PASSWORD"}
+    chosen = {"ELASTIC_PASSWORD", "KIBANA_SYSTEM_PASSWORD", "VEILLE_FEEDBACK_SECRET"}
     for name, service in services.items():
         assert name == "passwords" or not chosen & set(service.get("environment", {})), name
 
@@ -160,7 +161,18 @@ def test_compose_file_validates_with_docker_compose_and_no_env_file(no_env_file)
     )
     assert "veille-data:/app/data:rw" in scheduler["volumes"]
 
-    for name in ("elasticsearch", "kibana", "mailpit"):
+    serve = services["serve"]
+    assert serve["command"] == ["veille", "serve", "--host", "0.0.0.0", "--port", "8080"]
+    assert serve["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert serve["ports"] == ["127.0.0.1:8080:8080/tcp"]
+    # The scheduler signs the links with the key serve checks them with: the generated one.
+    for name in ("scheduler", "serve"):
+        environment = services[name]["environment"]
+        assert environment["VEILLE_FEEDBACK_SECRET_FILE"] == "/run/secrets/veille/feedback_secret"
+        assert "VEILLE_FEEDBACK_SECRET" not in environment
+        assert environment["VEILLE_FEEDBACK_URL"] == "http://localhost:8080"
+
+    for name in ("elasticsearch", "kibana", "mailpit", "serve"):
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"
     assert "esdata:/usr/share/elasticsearch/data:rw" in es["volumes"]
     assert set(config["volumes"]) == {

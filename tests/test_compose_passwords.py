@@ -21,7 +21,11 @@ from tests.support.runner import ROOT, clean_env
 from veille.compose_passwords import OWNERS, PASSWORDS, init
 from veille.config import ConfigError, Environment
 
-READERS = {"elastic": ("elasticsearch", "veille"), "kibana_system": ("kibana", "veille")}
+READERS = {
+    "elastic_password": ("elasticsearch", "veille"),
+    "kibana_system_password": ("kibana", "veille"),
+    "feedback_secret": ("veille",),
+}
 
 
 def passwords_command(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -44,16 +48,18 @@ def copies(folder: Path) -> dict[str, str]:
 def test_first_start_generates_each_password_once_and_copies_it_to_each_reader(tmp_path):
     created = passwords_command(tmp_path, "init")
     assert created.returncode == 0, created.stderr
-    assert created.stdout.strip() == "passwords created: elastic, kibana_system"
+    assert created.stdout.strip() == (
+        "created: elastic_password, kibana_system_password, feedback_secret"
+    )
     first = copies(tmp_path)
 
     assert sorted(first) == sorted(
-        f"{reader}/{user}_password" for user, readers in READERS.items() for reader in readers
+        f"{reader}/{name}" for name, readers in READERS.items() for reader in readers
     )
-    for user, readers in READERS.items():
-        [value] = {first[f"{reader}/{user}_password"] for reader in readers}
+    for name, readers in READERS.items():
+        [value] = {first[f"{reader}/{name}"] for reader in readers}
         assert re.fullmatch(r"[A-Za-z0-9_-]{32}", value), "32 random URL-safe characters"
-    assert first["veille/elastic_password"] != first["veille/kibana_system_password"]
+    assert len({first[f"veille/{name}"] for name in READERS}) == len(READERS)
     # the Elasticsearch image refuses a password file that others could read (0400 or 0600)
     for path in tmp_path.rglob("*"):
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -94,7 +100,9 @@ def test_setup_prints_the_passwords_and_how_to_change_them(tmp_path):
     assert shown.returncode == 0, shown.stderr
     for password in PASSWORDS:
         value = (tmp_path / "veille" / password.file_name).read_text()
-        assert re.search(rf"^  {password.user} +{re.escape(value)}  \w", shown.stdout, re.M)
+        assert re.search(rf"^  {password.name} +{re.escape(value)}  \w", shown.stdout, re.M)
+    # the key of the verdict links is not a password anyone types: it is not shown
+    assert (tmp_path / "veille" / "feedback_secret").read_text() not in shown.stdout
     assert "docker compose run --rm passwords change elastic" in shown.stdout
     assert max(len(line) for line in shown.stdout.splitlines()) <= 80
 
@@ -135,3 +143,15 @@ def test_veille_reads_its_passwords_from_the_files_compose_names(tmp_path, monke
     with pytest.raises(ConfigError) as error:
         Environment.from_env()
     assert "VEILLE_ES_PASSWORD_FILE" in str(error.value) and "missing" in str(error.value)
+
+
+def test_the_verdict_links_are_signed_with_the_generated_key(tmp_path, monkeypatch):
+    from veille.feedback import FeedbackSettings
+
+    init(tmp_path, owners=None)
+    monkeypatch.delenv("VEILLE_FEEDBACK_SECRET", raising=False)
+    monkeypatch.setenv("VEILLE_FEEDBACK_SECRET_FILE", str(tmp_path / "veille" / "feedback_secret"))
+    monkeypatch.setenv("VEILLE_FEEDBACK_URL", "http://localhost:8080")
+    settings = FeedbackSettings.from_env(need_url=True)
+    assert settings is not None
+    assert settings.secret == (tmp_path / "veille" / "feedback_secret").read_bytes()

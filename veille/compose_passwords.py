@@ -2,20 +2,23 @@
 
 In:  the folder the compose file mounts the password volumes under (``/run/secrets``), with one
      sub-folder per container user: ``elasticsearch/``, ``kibana/`` and ``veille/``; optional
-     ``ELASTIC_PASSWORD`` and ``KIBANA_SYSTEM_PASSWORD`` (read once, on the first start, for an
-     operator who wants to choose them); for ``change``, Elasticsearch at ``VEILLE_ES_URL``.
-Out: ``init`` writes each password that does not exist yet (32 random URL-safe characters) into
+     ``ELASTIC_PASSWORD``, ``KIBANA_SYSTEM_PASSWORD`` and ``VEILLE_FEEDBACK_SECRET`` (read once,
+     on the first start, for an operator who wants to choose them); for ``change``,
+     Elasticsearch at ``VEILLE_ES_URL``.
+Out: ``init`` writes each secret that does not exist yet (32 random URL-safe characters) into
      ``veille/``, and copies each into the folder of every container that reads it, owned by
      that container's user with mode 0600 (the Elasticsearch image refuses a password file with
-     any other mode than 0400 or 0600); ``show`` prints them and how to change them; ``change
-     USER`` gives USER a new password in Elasticsearch first, then in the files.
+     any other mode than 0400 or 0600); ``show`` prints the passwords and how to change them;
+     ``change USER`` gives USER a new password in Elasticsearch first, then in the files.
 
     python -m veille.compose_passwords init|show|change USER [--folder DIR]
 
 Elasticsearch reads ``elasticsearch/elastic_password`` (``ELASTIC_PASSWORD_FILE``) when it
 first creates its security index, and its health check reads it at each check; Kibana reads
 ``kibana/kibana_system_password`` when it starts; Veille's containers read ``veille/``
-(``VEILLE_ES_PASSWORD_FILE``, ``VEILLE_KIBANA_SYSTEM_PASSWORD_FILE``).
+(``VEILLE_ES_PASSWORD_FILE``, ``VEILLE_KIBANA_SYSTEM_PASSWORD_FILE``,
+``VEILLE_FEEDBACK_SECRET_FILE``: the key of the verdict links, which is not a password and is
+neither shown nor changed here, since changing it voids the links already sent).
 """
 
 from __future__ import annotations
@@ -34,23 +37,23 @@ CANONICAL = "veille"
 
 
 @dataclass(frozen=True)
-class Password:
-    user: str
+class Secret:
+    name: str  # for a password, the Elasticsearch user's name
+    file_name: str
     initial_from: str  # the .env variable that may choose it before the first start
     readers: tuple[str, ...]  # the sub-folders (containers) that get a copy
     purpose: str
 
-    @property
-    def file_name(self) -> str:
-        return f"{self.user}_password"
-
 
 PASSWORDS = (
-    Password("elastic", "ELASTIC_PASSWORD", ("elasticsearch", CANONICAL),
-             "your login to Kibana"),
-    Password("kibana_system", "KIBANA_SYSTEM_PASSWORD", ("kibana", CANONICAL),
-             "Kibana's own; nobody types it"),
+    Secret("elastic", "elastic_password", "ELASTIC_PASSWORD", ("elasticsearch", CANONICAL),
+           "your login to Kibana"),
+    Secret("kibana_system", "kibana_system_password", "KIBANA_SYSTEM_PASSWORD",
+           ("kibana", CANONICAL), "Kibana's own; nobody types it"),
 )  # fmt: skip
+FEEDBACK_KEY = Secret("feedback", "feedback_secret", "VEILLE_FEEDBACK_SECRET", (CANONICAL,),
+                      "signs the verdict links of alert emails")  # fmt: skip
+SECRETS = (*PASSWORDS, FEEDBACK_KEY)
 # The user id each container runs as: Elasticsearch's and Kibana's images run as 1000, ours as
 # 10001 (the Dockerfile's useradd).
 OWNERS = {"elasticsearch": 1000, "kibana": 1000, CANONICAL: 10001}
@@ -82,8 +85,8 @@ def _folder(root: Path, reader: str, owners: dict[str, int] | None) -> Path:
     return folder
 
 
-def read(root: Path, password: Password) -> str | None:
-    """The canonical copy of ``password``, or None before the first ``init``."""
+def read(root: Path, password: Secret) -> str | None:
+    """The canonical copy of a secret, or None before the first ``init``."""
     path = root / CANONICAL / password.file_name
     try:
         return path.read_text(encoding="utf-8").strip() or None
@@ -94,40 +97,40 @@ def read(root: Path, password: Password) -> str | None:
                             f"{OWNERS[CANONICAL]} (the veille user)") from None  # fmt: skip
 
 
-def store(root: Path, password: Password, value: str, owners: dict[str, int] | None) -> None:
+def store(root: Path, password: Secret, value: str, owners: dict[str, int] | None) -> None:
     """``value`` in every reader's folder (the canonical copy last: it says the rest is done)."""
     for reader in sorted(password.readers, key=lambda name: name == CANONICAL):
         _write(_folder(root, reader, owners) / password.file_name, value, owners and owners[reader])
 
 
 def init(root: Path, owners: dict[str, int] | None = OWNERS) -> list[str]:
-    """Generate the passwords that do not exist yet, and bring every copy up to date.
+    """Generate the secrets that do not exist yet, and bring every copy up to date.
 
-    Returns the users whose password was created by this call. ``owners`` None leaves the
-    files owned by whoever runs this.
+    Returns the files created by this call. ``owners`` None leaves the files owned by whoever
+    runs this.
     """
     created = []
-    for password in PASSWORDS:
-        value = read(root, password)
+    for secret in SECRETS:
+        value = read(root, secret)
         if value is None:
-            value = os.environ.get(password.initial_from) or secrets.token_urlsafe(24)
-            created.append(password.user)
-        store(root, password, value, owners)
+            value = os.environ.get(secret.initial_from) or secrets.token_urlsafe(24)
+            created.append(secret.file_name)
+        store(root, secret, value, owners)
     return created
 
 
 def describe(root: Path) -> str:
     """What ``show`` prints: each password, what it is for, and how to change one."""
-    width = max(len(p.user) for p in PASSWORDS)
+    width = max(len(p.name) for p in PASSWORDS)
     lines = ["Passwords (generated on the first start, kept in Docker volumes):"]
     for password in PASSWORDS:
         value = read(root, password)
         if value is None:
             raise PasswordError(
-                f"no {password.user} password in {root / CANONICAL}: run "
+                f"no {password.name} password in {root / CANONICAL}: run "
                 "`docker compose up -d` (its passwords service creates them)"
             )
-        lines.append(f"  {password.user:<{width}}  {value}  {password.purpose}")
+        lines.append(f"  {password.name:<{width}}  {value}  {password.purpose}")
     lines += [
         "To change one: docker compose run --rm passwords change elastic",
         "(or kibana_system), then restart what it names.",
@@ -136,7 +139,7 @@ def describe(root: Path) -> str:
 
 
 RESTART = {
-    "elastic": "docker compose restart scheduler (and worker, with --profile distributed)",
+    "elastic": "docker compose restart scheduler serve (and worker, if you run workers)",
     "kibana_system": "docker compose restart kibana",
 }
 
@@ -149,7 +152,7 @@ def change(root: Path, user: str, owners: dict[str, int] | None = OWNERS) -> str
     from veille.config import Environment
     from veille.es import make_client
 
-    chosen = {password.user: password for password in PASSWORDS}[user]
+    chosen = {password.name: password for password in PASSWORDS}[user]
     elastic = read(root, PASSWORDS[0])
     if elastic is None:
         raise PasswordError(f"no elastic password in {root / CANONICAL}: start the stack first")
@@ -184,13 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("init", help="create the missing passwords, copy each where it is read")
     commands.add_parser("show", help="print the passwords and how to change them")
     changing = commands.add_parser("change", help="a new password for USER")
-    changing.add_argument("user", metavar="USER", choices=[p.user for p in PASSWORDS])
+    changing.add_argument("user", metavar="USER", choices=[p.name for p in PASSWORDS])
     args = parser.parse_args(argv)
     owners = OWNERS if os.geteuid() == 0 else None
     try:
         if args.command == "init":
             created = init(args.folder, owners)
-            print(f"passwords created: {', '.join(created)}" if created
+            print(f"created: {', '.join(created)}" if created
                   else "passwords: kept from an earlier start")  # fmt: skip
         elif args.command == "show":
             print(describe(args.folder))
