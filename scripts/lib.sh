@@ -37,8 +37,8 @@ need_commands() {
 }
 
 # venv_is_current PYTHON EXTRAS: true when Veille is installed in that environment from this
-# checkout, with this pyproject.toml's requirements (and those of EXTRAS, comma-separated) met,
-# so a second run starts without pip or the network.
+# checkout, with this pyproject.toml's commands and requirements (and those of EXTRAS,
+# comma-separated) met, so a second run starts without pip or the network.
 venv_is_current() {
   # -I: the checkout's own veille.egg-info (in the current folder) must not stand in for the
   # installed distribution.
@@ -56,8 +56,12 @@ project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
 wanted = list(project["dependencies"])
 for extra in extras:
     wanted += project["optional-dependencies"][extra]
-installed = json.loads(metadata.distribution("veille").read_text("direct_url.json") or "{}")
+distribution = metadata.distribution("veille")
+installed = json.loads(distribution.read_text("direct_url.json") or "{}")
 if installed.get("url") != root.resolve().as_uri():
+    sys.exit(1)
+scripts = {e.name: e.value for e in distribution.entry_points if e.group == "console_scripts"}
+if scripts != project.get("scripts", {}):
     sys.exit(1)
 for line in wanted:
     requirement = Requirement(line)
