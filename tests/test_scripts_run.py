@@ -66,10 +66,10 @@ class Monitor:
         self.env = {**env, MARKER: self.marker}
         self.log = log
 
-    def start(self) -> Monitor:
+    def start(self, *args: str) -> Monitor:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [str(ROOT / "scripts" / "run")], cwd=ROOT, env=self.env, stdout=out,
+                [str(ROOT / "scripts" / "run"), *args], cwd=ROOT, env=self.env, stdout=out,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         return self
@@ -199,7 +199,9 @@ def test_ctrl_c_stops_it_and_a_second_run_reuses_the_jobs_and_leaves_a_given_nod
     finally:
         first.kill_leftovers()
 
-    second = Monitor(env, tmp_path / "second.log").start()
+    # the same config folder, named by --config this time
+    config = env.pop("VEILLE_CONFIG")
+    second = Monitor(env, tmp_path / "second.log").start("--config", config)
     try:
         second.wait_until("the scheduler", second.started)
         assert second.stop(signal.SIGTERM) == 0, second.output()
@@ -209,6 +211,7 @@ def test_ctrl_c_stops_it_and_a_second_run_reuses_the_jobs_and_leaves_a_given_nod
 
     assert "jobs added: crawl:northern-ledger" in first.output()
     output = second.output()
+    assert f"  config         {config}\n" in output
     assert "Python packages up to date" in output
     assert "(VEILLE_ES_URL: neither started nor stopped here)" in output
     assert "jobs kept: crawl:northern-ledger" in output

@@ -173,6 +173,8 @@ class _Runtime:
     env: Environment
     run_settings: RunSettings
     overrides: dict[str, str]
+    # Set by SIGTERM or SIGINT: a task that ends now was stopped by the shutdown, not failing.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 _runtime: _Runtime | None = None
@@ -220,7 +222,9 @@ def task_job(name: str, command: list[str]) -> None:
     except CrawlNotStarted as exc:
         logger.warning("task %s not started: %s", name, exc)
         return
-    if timed_out or exit_code:
+    if _runtime.stopping.is_set() and exit_code and not timed_out:
+        logger.info("task %s stopped by the shutdown", name)
+    elif timed_out or exit_code:
         logger.error("task %s %s (exit %s); see %s", name,
                      "timed out" if timed_out else "failed", exit_code, log_file)  # fmt: skip
     else:
@@ -382,7 +386,7 @@ def serve(config: Config, env: Environment, overrides: dict[str, str]) -> None:
     utc_logging()
     _runtime = _Runtime(config, env, run_settings, overrides)
     scheduler = make_scheduler(env, settings)
-    stop = threading.Event()
+    stop = _runtime.stopping
 
     def request_stop(signum: int, _frame: Any) -> None:
         logger.info("%s received: stopping", signal.Signals(signum).name)
