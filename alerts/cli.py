@@ -5,7 +5,8 @@ In:  ``config/alerts.yaml`` (validated against ``sources.yaml``), the Elasticsea
 Out: tables on stdout (``--json`` for scripts), an ``.eml``/``.html`` file (``preview``), emails
      (``send``). Exit status as ``veille``: 1 when an email could not be sent (it stays pending
      and is retried) or nothing is pending for ``preview``, 2 invalid configuration, 3
-     Elasticsearch unreachable.
+     Elasticsearch unreachable. Without ``alerts.yaml`` there are no rules: each command says
+     so on stderr, and ``send`` exits 0 having done nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from alerts.delivery import next_digest
 from alerts.digest import MARK_END, MARK_START
-from alerts.rules import AlertRule, RuleSet, load_rules
+from alerts.rules import AlertRule, RuleSet, load_rules, missing_rules_note
 from alerts.run import ensure_indices, run_alerts
 from veille.article import utcnow
 from veille.cli_support import client_or_exit, config_or_exit, env_or_exit, err, fail, out
@@ -31,9 +32,11 @@ app = typer.Typer(help="Keyword email alerts (rules in config/alerts.yaml).", no
 
 
 def _rules() -> RuleSet:
-
     config = config_or_exit()
-    return load_rules(config.directory, [source.name for source in config.sources])
+    rules = load_rules(config.directory, [source.name for source in config.sources])
+    if rules.missing:
+        err.print(escape(missing_rules_note(rules.path)), highlight=False)
+    return rules
 
 
 def _describe(rule: AlertRule) -> str:
@@ -209,9 +212,14 @@ def send(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Sync the rules, match new articles, send every due email (what the scheduler runs)."""
+    """Sync the rules, match new articles, send every due email (what the scheduler runs).
 
+    Without alerts.yaml there is nothing to do: what Elasticsearch holds (rules, pending
+    emails) is left as it is until the file is back.
+    """
     rules = _rules()
+    if rules.missing:
+        return
     env = env_or_exit()
     client = client_or_exit(env)
     report = run_alerts(client, env.index_prefix, rules, utcnow(), retry_now=retry_now)

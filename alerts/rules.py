@@ -8,7 +8,7 @@ In:  the config folder's ``alerts.yaml``: a list of ``rules``, each with a ``nam
      (``immediate``, ``hourly``, or ``daily`` with ``at: "HH:MM"`` and a ``timezone``).
 Out: a :class:`RuleSet` of frozen :class:`AlertRule` objects. A mistake raises
      :class:`veille.config.ConfigError` naming the file, the line, the key, the rule and what
-     is wrong.
+     is wrong. A config folder without ``alerts.yaml`` has no rules (``RuleSet.missing``).
 """
 
 from __future__ import annotations
@@ -194,6 +194,14 @@ class AlertsFile(StrictModel):
         return self
 
 
+def missing_rules_note(path: Path) -> str:
+    """What the operator is told when ``alerts.yaml`` does not exist."""
+    return (
+        f"no alert rules: {path} does not exist, so no alert email is sent "
+        '(create it to add rules; README "Alerts")'
+    )
+
+
 @dataclass(frozen=True)
 class RuleSet:
     """The enabled rules of one ``alerts.yaml``, by name."""
@@ -201,6 +209,7 @@ class RuleSet:
     path: Path
     rules: tuple[AlertRule, ...]
     root: Any = None
+    missing: bool = False
 
     def get(self, name: str) -> AlertRule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
@@ -258,6 +267,8 @@ def load_rules(
     ``known_sources`` (the names in sources.yaml) lets a misspelt source be reported.
     """
     path = config_dir(directory) / RULES_FILE
+    if not path.exists():
+        return RuleSet(path, (), missing=True)
     data, root = load_yaml(path)
     if data is None:
         data = {"rules": []}

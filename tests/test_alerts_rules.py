@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from alerts.rules import load_rules
+from tests.support.runner import clean_env, run_veille
 from veille.config import ConfigError, load_config
 from veille.es import load_template
 
@@ -144,3 +146,19 @@ def test_daily_digest_is_due_at_the_local_time_across_a_clock_change(tmp_path):
     assert hourly.due_at(datetime(2025, 3, 29, 10, 20, tzinfo=UTC)) == datetime(
         2025, 3, 29, 11, 0, tzinfo=UTC
     )
+
+
+def test_a_config_folder_without_alerts_yaml_has_no_rules_and_send_does_nothing(tmp_path):
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder, ignore=shutil.ignore_patterns("alerts.yaml"))
+    rules = load_rules(folder)
+    assert rules.missing and rules.rules == ()
+
+    # Nothing listens on port 9: a send that went to Elasticsearch would exit 3.
+    env = clean_env(VEILLE_CONFIG=str(folder), VEILLE_ES_URL="http://127.0.0.1:9")
+    sent = run_veille("alerts", "send", env=env)
+    listed = run_veille("alerts", "list", env=env)
+
+    assert sent.returncode == 0, sent.stderr
+    assert f"no alert rules: {folder / 'alerts.yaml'} does not exist" in sent.stderr
+    assert listed.returncode == 0 and "0 alert rules" in listed.stdout, listed.stderr

@@ -50,16 +50,10 @@ def compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def user_env_file(tmp_path: Path) -> Path:
-    """What a user writes: .env.example with the two passwords set."""
-    text = ENV_EXAMPLE.read_text(encoding="utf-8")
-    text = text.replace("\nELASTIC_PASSWORD=\n", "\nELASTIC_PASSWORD=elastic-pw-123\n")
-    text = text.replace("\nKIBANA_SYSTEM_PASSWORD=\n", "\nKIBANA_SYSTEM_PASSWORD=kibana-pw-456\n")
-    text = text.replace(
-        "\nVEILLE_FEEDBACK_SECRET=\n", "\nVEILLE_FEEDBACK_SECRET=feedback-key-7890abcdef\n"
-    )
+def no_env_file(tmp_path: Path) -> Path:
+    """A fresh clone has no .env: an empty one stands for it (a developer's .env is not read)."""
     path = tmp_path / ".env"
-    path.write_text(text, encoding="utf-8")
+    path.write_text("", encoding="utf-8")
     return path
 
 
@@ -87,13 +81,28 @@ def test_no_secret_is_committed_in_env_example():
     assert ".env" in ignored, "the build context must not carry the local secrets"
 
 
-def test_compose_file_validates_with_docker_compose(user_env_file):
-    result = compose_config(user_env_file)
+def _mounts(service: dict) -> list[tuple[str, str]]:
+    """(volume, folder in the container) of each volume a resolved service mounts."""
+    return [(str(m).split(":")[0], str(m).split(":")[1]) for m in service.get("volumes", [])]
+
+
+def _reads_only_mounted_files(service: dict) -> list[str]:
+    """Password files the service reads (``*_FILE`` variables, paths in its command) that no
+    volume of the service holds."""
+    command = " ".join(service.get("command") or [])
+    wanted = [v for k, v in service.get("environment", {}).items() if k.endswith("_FILE") and v]
+    wanted += re.findall(r"/run/secrets/[\w/.-]+", command)
+    folders = [folder for _, folder in _mounts(service)]
+    return [path for path in wanted if not any(path.startswith(f + "/") for f in folders)]
+
+
+def test_compose_file_validates_with_docker_compose_and_no_env_file(no_env_file):
+    result = compose_config(no_env_file)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
 
-    core = {"elasticsearch", "kibana", "mailpit", "setup", "scheduler", "serve"}
+    core = {"passwords", "elasticsearch", "kibana", "mailpit", "setup", "scheduler", "serve"}
     distributed = {
         name for name, svc in services.items() if "distributed" in svc.get("profiles", [])
     }
@@ -105,13 +114,40 @@ def test_compose_file_validates_with_docker_compose(user_env_file):
     assert kibana["image"] == f"docker.elastic.co/kibana/kibana:{es_version}"
     assert re.fullmatch(r"axllent/mailpit:v\d+\.\d+\.\d+", services["mailpit"]["image"])
 
+    # Security on, with the passwords the passwords service generates before anything starts.
+    passwords = services["passwords"]
+    assert passwords["entrypoint"] == ["python", "-m", "veille.compose_passwords"]
+    assert passwords["command"] == ["init"] and passwords["restart"] == "no"
+    assert passwords["user"] == "0", "it gives each copy to the user of the container reading it"
+    assert es["depends_on"]["passwords"]["condition"] == "service_completed_successfully"
     assert es["environment"]["xpack.security.enabled"] == "true"
-    assert es["environment"]["ELASTIC_PASSWORD"] == "elastic-pw-123"
+    assert es["environment"]["ELASTIC_PASSWORD_FILE"] == (
+        "/run/secrets/elasticsearch/elastic_password"
+    )
+    assert "ELASTIC_PASSWORD" not in es["environment"], "the image refuses both"
+    assert "$$(cat" in " ".join(es["healthcheck"]["test"]), "the health check reads the file"
     assert kibana["environment"]["ELASTICSEARCH_USERNAME"] == "kibana_system"
-    assert kibana["environment"]["ELASTICSEARCH_PASSWORD"] == "kibana-pw-456"
+    assert "ELASTICSEARCH_PASSWORD" not in kibana["environment"]
+    assert kibana["command"][-1].endswith("exec /usr/local/bin/kibana-docker")
+    for name, service in services.items():
+        assert _reads_only_mounted_files(service) == [], f"{name} reads a file it cannot see"
+    # each password volume is written by the passwords service, read-only everywhere else
+    for name, service in services.items():
+        for mount in service.get("volumes", []) if name != "passwords" else []:
+            assert not mount.split(":")[0].endswith("-passwords") or mount.endswith(":ro"), name
+    assert {v for v, _ in _mounts(kibana)} & {"es-passwords", "veille-passwords"} == set()
+    # the .env choices reach the passwords service only, for the first start
+    chosen = {"ELASTIC_PASSWORD", "KIBANA_SYSTEM_PASSWORD", "VEILLE_FEEDBACK_SECRET"}
+    for name, service in services.items():
+        assert name == "passwords" or not chosen & set(service.get("environment", {})), name
+
     setup = services["setup"]
-    assert setup["environment"]["VEILLE_KIBANA_SYSTEM_PASSWORD"] == "kibana-pw-456"
-    assert setup["command"] == ["veille", "setup", "--kibana"]
+    assert setup["command"][-1] == (
+        "veille setup --kibana && python -m veille.compose_passwords show"
+    )
+    assert setup["environment"]["VEILLE_KIBANA_SYSTEM_PASSWORD_FILE"].startswith(
+        "/run/secrets/veille/"
+    )
     assert setup["depends_on"]["elasticsearch"]["condition"] == "service_healthy"
     assert setup["restart"] == "no"
 
@@ -120,32 +156,51 @@ def test_compose_file_validates_with_docker_compose(user_env_file):
     assert scheduler["restart"] == "unless-stopped"
     assert scheduler["depends_on"]["setup"]["condition"] == "service_completed_successfully"
     assert scheduler["environment"]["VEILLE_SMTP_HOST"] == "mailpit"
+    assert scheduler["environment"]["VEILLE_ES_PASSWORD_FILE"] == (
+        "/run/secrets/veille/elastic_password"
+    )
     assert "veille-data:/app/data:rw" in scheduler["volumes"]
 
     serve = services["serve"]
     assert serve["command"] == ["veille", "serve", "--host", "0.0.0.0", "--port", "8080"]
     assert serve["depends_on"]["setup"]["condition"] == "service_completed_successfully"
     assert serve["ports"] == ["127.0.0.1:8080:8080/tcp"]
-    # The scheduler signs the links with the key serve checks them with.
+    # The scheduler signs the links with the key serve checks them with: the generated one.
     for name in ("scheduler", "serve"):
         environment = services[name]["environment"]
-        assert environment["VEILLE_FEEDBACK_SECRET"] == "feedback-key-7890abcdef"
+        assert environment["VEILLE_FEEDBACK_SECRET_FILE"] == "/run/secrets/veille/feedback_secret"
+        assert "VEILLE_FEEDBACK_SECRET" not in environment
         assert environment["VEILLE_FEEDBACK_URL"] == "http://localhost:8080"
 
     for name in ("elasticsearch", "kibana", "mailpit", "serve"):
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"
     assert "esdata:/usr/share/elasticsearch/data:rw" in es["volumes"]
-    assert set(config["volumes"]) == {"esdata", "kibanadata", "veille-data"}
+    assert set(config["volumes"]) == {
+        "esdata", "kibanadata", "veille-data", "es-passwords", "kibana-passwords",
+        "veille-passwords",
+    }  # fmt: skip
     for service in services.values():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{port} is published beyond this machine"
 
 
-def test_compose_refuses_to_start_without_the_passwords():
-    result = compose_config(ENV_EXAMPLE)
+def test_a_copy_of_env_example_starts_unedited_and_passwords_chosen_there_reach_the_first_start(
+    tmp_path,
+):
+    unedited = compose_config(ENV_EXAMPLE)
+    assert unedited.returncode == 0, unedited.stderr
 
-    assert result.returncode != 0
-    assert "set ELASTIC_PASSWORD in .env" in result.stderr
+    chosen = tmp_path / ".env"
+    chosen.write_text(
+        ENV_EXAMPLE.read_text(encoding="utf-8").replace(
+            "\nELASTIC_PASSWORD=\n", "\nELASTIC_PASSWORD=elastic-pw-123\n"
+        ),
+        encoding="utf-8",
+    )
+    result = compose_config(chosen)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert services["passwords"]["environment"]["ELASTIC_PASSWORD"] == "elastic-pw-123"
 
 
 def test_build_arguments_of_the_compose_file_are_declared_by_the_dockerfile():

@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.reliability import (
-    SLOW_CRAWL,
+    HELD_CRAWL,
+    HELD_OUTLET,
+    HELD_PAGES,
     crawl_again,
     expected_articles,
+    held_back,
     indexed_counts,
     start_crawl,
     wait_until,
@@ -39,12 +42,20 @@ def test_crawl_killed_with_sigkill_and_run_again_indexes_every_article_once(
     assert run_veille("setup", env=env).returncode == 0
     wanted = expected_articles(sites)
 
-    crawl = start_crawl(env, tmp_path / "first", *SLOW_CRAWL)
-    wait_until(lambda: sum(indexed_counts(es, index_prefix).values()) >= 2, 120, "2 articles")
-    os.killpg(crawl.process.pid, signal.SIGKILL)
-    crawl.process.wait(timeout=30)
+    rest = wanted - held_back(sites, wanted)
+    hold = sites.hold(HELD_OUTLET, user_agent="", path_prefix=HELD_PAGES)
+    try:
+        crawl = start_crawl(env, tmp_path / "first", *HELD_CRAWL)
+        wait_until(
+            lambda: hold.paths and set(indexed_counts(es, index_prefix)) == rest,
+            120, "the other outlets' articles, and a held page in flight",
+        )  # fmt: skip
+        os.killpg(crawl.process.pid, signal.SIGKILL)
+        crawl.process.wait(timeout=30)
+    finally:
+        hold.release()
     before = indexed_counts(es, index_prefix)
-    assert 2 <= sum(before.values()) < len(wanted), "killed in the middle of the crawl"
+    assert set(before) == rest and rest < wanted, "killed in the middle of the crawl"
     assert [p.name for p in (data_dir / "jobs").iterdir()] == [
         "feeds-le-veilleur+northern-ledger+el-vigia+broken-gazette"
     ]

@@ -520,6 +520,26 @@ def _flag(name: str, default: bool) -> bool:
     raise ConfigError("(environment)", name, f"{raw!r} is not a boolean", "use true or false")
 
 
+def env_secret(name: str) -> str | None:
+    """A secret from the variable ``name``, or from the file that ``<name>_FILE`` names (as
+    Docker hands secrets over: Compose's passwords, veille/compose_passwords.py); not both."""
+    value = os.environ.get(name) or None
+    path = os.environ.get(f"{name}_FILE")
+    if not path:
+        return value
+    if value is not None:
+        raise ConfigError(
+            "(environment)", name, f"both {name} and {name}_FILE are set", "unset one of them"
+        )
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        raise ConfigError(
+            "(environment)", f"{name}_FILE", f"cannot read {path} ({exc.strerror})",
+            "name a readable file holding the secret, or set the variable itself",
+        ) from None  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Environment:
     """Connection settings and secrets, read from ``VEILLE_*`` environment variables only."""
@@ -555,7 +575,7 @@ class Environment:
         return cls(
             es_url=es_url,
             es_user=os.environ.get("VEILLE_ES_USER") or None,
-            es_password=os.environ.get("VEILLE_ES_PASSWORD") or None,
+            es_password=env_secret("VEILLE_ES_PASSWORD"),
             es_api_key=os.environ.get("VEILLE_ES_API_KEY") or None,
             es_ca_certs=os.environ.get("VEILLE_ES_CA_CERTS") or None,
             es_verify_certs=_flag("VEILLE_ES_VERIFY_CERTS", True),

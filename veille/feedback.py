@@ -1,8 +1,9 @@
 """Signed one-click verdict links: what an alert email carries and ``veille serve`` checks.
 
-In:  ``VEILLE_FEEDBACK_SECRET`` (the HMAC key, 16 characters or more; without it emails carry no
-     links), ``VEILLE_FEEDBACK_URL`` (the public address of ``veille serve``, needed to write
-     links) and ``VEILLE_FEEDBACK_TTL`` (how long a link works, default :data:`DEFAULT_TTL`).
+In:  ``VEILLE_FEEDBACK_SECRET``, or the file ``VEILLE_FEEDBACK_SECRET_FILE`` names (the HMAC
+     key, 16 characters or more; without it emails carry no links), ``VEILLE_FEEDBACK_URL``
+     (the public address of ``veille serve``, needed to write links) and
+     ``VEILLE_FEEDBACK_TTL`` (how long a link works, default :data:`DEFAULT_TTL`).
 Out: :meth:`FeedbackSettings.link` writes ``<url>/verdict?t=<token>`` for one article, verdict
      and recipient; :meth:`FeedbackSettings.verify` turns a token back into a :class:`LinkClaim`
      or raises a :class:`LinkError` that says what is wrong with it.
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from veille.config import ConfigError, parse_duration
+from veille.config import ConfigError, env_secret, parse_duration
 
 DEFAULT_TTL = "30d"
 SHORTEST_SECRET = 16
@@ -92,7 +93,7 @@ class FeedbackSettings:
     @classmethod
     def from_env(cls, *, need_url: bool) -> FeedbackSettings | None:
         """The settings, or None without ``VEILLE_FEEDBACK_SECRET``; ``need_url`` for writing."""
-        secret = os.environ.get("VEILLE_FEEDBACK_SECRET") or ""
+        secret = env_secret("VEILLE_FEEDBACK_SECRET") or ""
         if not secret:
             return None
         if len(secret) < SHORTEST_SECRET:

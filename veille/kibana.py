@@ -28,7 +28,7 @@ from typing import Any
 import urllib3
 from elasticsearch import ApiError, Elasticsearch
 
-from veille.config import ConfigError, Environment
+from veille.config import ConfigError, Environment, env_secret
 from veille.es import INDEX_CONFIG, load_template
 
 SAVED_OBJECTS = INDEX_CONFIG / "kibana"
@@ -80,7 +80,7 @@ class KibanaSettings:
                 f"{raw_wait!r} is not a number of seconds",
                 "write e.g. VEILLE_KIBANA_WAIT=300",
             ) from None
-        password = os.environ.get("VEILLE_KIBANA_SYSTEM_PASSWORD") or None
+        password = env_secret("VEILLE_KIBANA_SYSTEM_PASSWORD")
         return cls(url=url, wait_s=wait_s, kibana_system_password=password)
 
 

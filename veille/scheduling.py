@@ -39,6 +39,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from alerts.rules import RULES_FILE, missing_rules_note
 from veille.config import Config, ConfigError, Environment, Schedule, parse_duration
 from veille.es import IndexNames, make_client
 from veille.health import record_run
@@ -174,6 +175,8 @@ class _Runtime:
     env: Environment
     run_settings: RunSettings
     overrides: dict[str, str]
+    # Set by SIGTERM or SIGINT: a task that ends now was stopped by the shutdown, not failing.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 _runtime: _Runtime | None = None
@@ -221,7 +224,9 @@ def task_job(name: str, command: list[str]) -> None:
     except CrawlNotStarted as exc:
         logger.warning("task %s not started: %s", name, exc)
         return
-    if timed_out or exit_code:
+    if _runtime.stopping.is_set() and exit_code and not timed_out:
+        logger.info("task %s stopped by the shutdown", name)
+    elif timed_out or exit_code:
         logger.error("task %s %s (exit %s); see %s", name,
                      "timed out" if timed_out else "failed", exit_code, log_file)  # fmt: skip
     else:
@@ -383,7 +388,7 @@ def serve(config: Config, env: Environment, overrides: dict[str, str]) -> None:
     utc_logging()
     _runtime = _Runtime(config, env, run_settings, overrides)
     scheduler = make_scheduler(env, settings)
-    stop = threading.Event()
+    stop = _runtime.stopping
 
     def request_stop(signum: int, _frame: Any) -> None:
         logger.info("%s received: stopping", signal.Signals(signum).name)
@@ -405,6 +410,10 @@ def serve(config: Config, env: Environment, overrides: dict[str, str]) -> None:
         "scheduler started: %d jobs, store %s, time limit %s per crawl",
         len(scheduler.get_jobs()), jobstore_path(env), run_settings.time_limit,
     )  # fmt: skip
+    rules_file = config.directory / RULES_FILE
+    if "alerts-send" in settings.tasks and not rules_file.exists():
+        # Said once, here: the task itself does nothing without the file, every two minutes.
+        logger.warning("%s", missing_rules_note(rules_file))
     while not stop.wait(0.5):
         pass
     scheduler.pause()

@@ -164,7 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
         return target
 
     def _serve(self, send_body: bool) -> None:
-        self.server.sites._record(self.server.outlet, self.path)
+        user_agent = self.headers.get("User-Agent", "")
+        self.server.sites._record(self.server.outlet, self.path, user_agent)
+        self.server.sites._wait_if_held(self.server.outlet, self.path, user_agent)
         url_path = urlsplit(self.path).path or "/"
         target = self._resolve(url_path)
         if (
@@ -231,6 +233,45 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+class Hold:
+    """Requests held unanswered (see :meth:`FixtureSites.hold`): which arrived, and the release."""
+
+    # A held request is answered after this long anyway, so a test that forgets to release its
+    # hold cannot leave server threads behind for ever.
+    LIMIT_S = 600
+
+    def __init__(self, outlet: str, user_agent: str, path_prefix: str) -> None:
+        self.outlet = outlet
+        self.user_agent = user_agent
+        self.path_prefix = path_prefix
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self._paths: list[str] = []
+
+    def matches(self, outlet: str, path: str, user_agent: str) -> bool:
+        return (
+            not self._released.is_set()
+            and outlet == self.outlet
+            and path.startswith(self.path_prefix)
+            and self.user_agent in user_agent
+        )
+
+    def wait(self, path: str) -> None:
+        with self._lock:
+            self._paths.append(path)
+        self._released.wait(self.LIMIT_S)
+
+    @property
+    def paths(self) -> list[str]:
+        """Paths of the requests held so far, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._paths)
+
+    def release(self) -> None:
+        """Answer the held requests now, and hold no more."""
+        self._released.set()
+
+
 class FixtureSites:
     """All fixture outlets, each served by its own HTTP server on 127.0.0.1.
 
@@ -272,7 +313,8 @@ class FixtureSites:
         self._threads: dict[str, threading.Thread] = {}
         self._bases: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        self._requests: dict[str, list[str]] = {name: [] for name in self.outlets}
+        self._requests: dict[str, list[tuple[str, str]]] = {name: [] for name in self.outlets}
+        self._holds: list[Hold] = []
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> FixtureSites:
@@ -299,6 +341,8 @@ class FixtureSites:
         return self
 
     def stop(self) -> None:
+        for hold in self._holds:
+            hold.release()
         for name, server in self._servers.items():
             thread = self._threads.get(name)
             if thread is not None and thread.is_alive():
@@ -367,14 +411,34 @@ class FixtureSites:
         return _PLACEHOLDER.sub(repl, data)
 
     # -- request log ---------------------------------------------------------------
-    def _record(self, outlet: str, path: str) -> None:
+    def _record(self, outlet: str, path: str, user_agent: str) -> None:
         with self._lock:
-            self._requests.setdefault(outlet, []).append(path)
+            self._requests.setdefault(outlet, []).append((path, user_agent))
 
-    def requests(self, outlet: str) -> list[str]:
-        """Request paths (with query strings) the outlet received, in order (a copy)."""
+    def requests(self, outlet: str, user_agent: str | None = None) -> list[str]:
+        """Request paths (with query strings) the outlet received, in order (a copy); only
+        those whose User-Agent contains ``user_agent`` when it is given."""
         with self._lock:
-            return list(self._requests.get(outlet, []))
+            return [
+                path
+                for path, agent in self._requests.get(outlet, [])
+                if user_agent is None or user_agent in agent
+            ]
+
+    # -- holding responses -----------------------------------------------------------
+    def hold(self, outlet: str, *, user_agent: str, path_prefix: str = "/") -> Hold:
+        """Answer no request of ``outlet`` under ``path_prefix`` whose User-Agent contains
+        ``user_agent`` until the hold is released: the client keeps those pages in flight."""
+        hold = Hold(outlet, user_agent, path_prefix)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def _wait_if_held(self, outlet: str, path: str, user_agent: str) -> None:
+        with self._lock:
+            holds = [hold for hold in self._holds if hold.matches(outlet, path, user_agent)]
+        for hold in holds:
+            hold.wait(path)
 
     def clear_requests(self, outlet: str | None = None) -> None:
         with self._lock:
