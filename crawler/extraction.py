@@ -180,6 +180,8 @@ def extract_article(
             include_comments=False,
             favor_precision=options.favor_precision,
         )
+    except MemoryError:  # past the worker's memory limit: crawler/limits.py refuses the page
+        raise
     except Exception as exc:  # trafilatura and htmldate trip on some hostile markup (<svg> alone)
         return NotAnArticle(f"extraction_failed: {exc.__class__.__name__}: {exc}")
     if document is None or not (document.text or "").strip():

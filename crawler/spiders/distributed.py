@@ -37,6 +37,7 @@ from scrapy.exceptions import DontCloseSpider
 from scrapy_redis.spiders import RedisMixin
 from twisted.internet import task
 
+from crawler.middlewares.skips import LISTING
 from crawler.spiders.feeds import FeedSpider
 from veille.config import ConfigError, Environment, cached_config
 from veille.distributed import RedisKeys
@@ -132,7 +133,7 @@ class DistributedFeedSpider(RedisMixin, FeedSpider):
                 url,
                 callback=self.parse_feed,
                 errback=self.feed_failed,
-                meta={"source": source},
+                meta={"source": source, LISTING: True},
                 dont_filter=True,
             )
         ]
