@@ -7,7 +7,7 @@
 #
 # Two stages: `build` has the compilers and the network (dependencies, models); the final image
 # gets only the virtual environment, the models and the project files, and runs as a non-root
-# user. docker-compose.yml builds it for the `setup` and `scheduler` services.
+# user. docker-compose.yml builds it for the `setup`, `scheduler` and `serve` services.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

@@ -213,13 +213,15 @@ def send(
         print(json.dumps(asdict(report), indent=2, default=str))
     else:
         sync, match, delivery = report.rules, report.matching, report.delivery
+        judged = delivery.judged_irrelevant
         out.print(
             f"rules: {sync.added} added, {sync.changed} changed, {sync.removed} removed, "
             f"{sync.unchanged} unchanged\n"
             f"articles: {match.articles} checked, {match.created} new notifications, "
             f"{match.already_notified} already notified\n"
             f"emails: {delivery.emails_sent} sent ({delivery.notifications_sent} notifications), "
-            f"{delivery.emails_failed} failed, {delivery.cancelled} cancelled, "
+            f"{delivery.emails_failed} failed, {delivery.cancelled} cancelled"
+            f"{f' ({judged} judged irrelevant)' if judged else ''}, "
             f"{delivery.reconciled} settled after a crash"
         )
     if report.delivery.emails_failed:

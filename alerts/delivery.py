@@ -16,11 +16,16 @@ before SMTP (reading the articles, rendering) also releases the claim before it 
 Only a process that dies while talking to SMTP or before marking leaves ``sending`` behind:
 the next run settles claims older than :data:`LEASE` as sent (unconfirmed) rather than
 sending again — see :func:`alerts.notifications.reconcile_stale`. Pending notifications whose
-rule or recipient left the config are cancelled.
+rule or recipient left the config, or whose article an analyst judged irrelevant, are cancelled.
+
+With ``VEILLE_FEEDBACK_SECRET`` set, each article in an email carries signed "Not relevant" and
+"Relevant" links (:mod:`veille.feedback`); without it, the emails carry none and the process
+logs one line saying so.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections import defaultdict
@@ -36,7 +41,9 @@ from alerts.notifications import Notification
 from alerts.render import render_message
 from alerts.rules import RuleSet, normalize_recipient
 from veille.es import IndexNames
+from veille.feedback import FeedbackSettings
 from veille.mailer import MailError, SmtpSettings, send_email
+from veille.verdicts import judged_irrelevant
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,7 @@ class DeliveryReport:
     emails_failed: int = 0
     notifications_left_pending: int = 0
     cancelled: int = 0
+    judged_irrelevant: int = 0
     reconciled: int = 0
     next_retry_at: datetime | None = None
     errors: list[str] = field(default_factory=list)
@@ -58,6 +66,33 @@ class DeliveryReport:
 def _still_subscribed(note: Notification, rules: RuleSet) -> bool:
     rule = rules.get(note.rule)
     return rule is not None and note.recipient in rule.recipients
+
+
+def _judged_irrelevant(
+    client: Elasticsearch, names: IndexNames, notes: list[Notification]
+) -> list[Notification]:
+    """The notifications whose article an analyst judged irrelevant since it matched."""
+    if not notes:
+        return []
+    judged = judged_irrelevant(client, names.articles, {note.article_id for note in notes})
+    return [note for note in notes if note.article_id in judged]
+
+
+def feedback_settings() -> FeedbackSettings | None:
+    """The verdict links' settings; without a secret, None and one log line per process
+    (``veille alerts send`` is one process per pass)."""
+    settings = FeedbackSettings.from_env(need_url=True)
+    if settings is None:
+        _say_links_are_off()
+    return settings
+
+
+@functools.cache
+def _say_links_are_off() -> None:
+    logger.warning(
+        "alert emails carry no Relevant/Not relevant links: VEILLE_FEEDBACK_SECRET is not set "
+        "(see the README, Verdicts)"
+    )
 
 
 def _groups(notes: list[Notification]) -> list[list[Notification]]:
@@ -82,21 +117,31 @@ def send_due(
     due = notifications.pending(client, index, due_by=now, now=now, ignore_backoff=retry_now)
     orphans = [note for note in due if not _still_subscribed(note, rules)]
     if orphans:
-        notifications.cancel(client, index, orphans, now)
+        notifications.cancel(client, index, orphans, now, "unsubscribed")
         report.cancelled = len(orphans)
-    for group in _groups([note for note in due if _still_subscribed(note, rules)]):
+    due = [note for note in due if _still_subscribed(note, rules)]
+    judged = _judged_irrelevant(client, names, due)
+    if judged:
+        notifications.cancel(client, index, judged, now, "judged_irrelevant")
+        report.cancelled += len(judged)
+        report.judged_irrelevant = len(judged)
+    feedback = feedback_settings() if due else None
+    skip = {note.id for note in judged}
+    for group in _groups([note for note in due if note.id not in skip]):
         batch_id = uuid.uuid4().hex
         owned = notifications.claim(client, index, group, batch_id, now)
         if not owned:
             continue
         try:
             digest = build_digest(client, names.articles, rules, owned)
-            message = render_message(digest, now, batch_id) if digest.stories else None
+            message = (
+                render_message(digest, now, batch_id, feedback=feedback) if digest.stories else None
+            )
         except BaseException as exc:
             notifications.release(client, index, owned, f"{type(exc).__name__}: {exc}", now)
             raise
         if message is None:  # every article behind the group was deleted from the index
-            notifications.cancel(client, index, owned, now)
+            notifications.cancel(client, index, owned, now, "article_deleted")
             report.cancelled += len(owned)
             continue
         try:
@@ -127,8 +172,10 @@ def next_digest(
         recipient=normalize_recipient(recipient),
     )  # fmt: skip
     due = [note for note in due if _still_subscribed(note, rules)]
+    skip = {note.id for note in _judged_irrelevant(client, names, due)}
+    due = [note for note in due if note.id not in skip]
     if not due:
         return None
     group = _groups(due)[0]
     digest = build_digest(client, names.articles, rules, group)
-    return digest, render_message(digest, now, "preview")
+    return digest, render_message(digest, now, "preview", feedback=feedback_settings())

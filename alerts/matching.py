@@ -4,6 +4,8 @@ In:  the articles index, the synced percolator index, the :class:`alerts.rules.R
 Out: pending entries in the notification log (one per rule, recipient and story) and a new
      checkpoint, stored in the notification index as the document ``checkpoint:matcher``.
 
+Articles an analyst judged irrelevant are not matched (see :mod:`veille.verdicts`).
+
 The checkpoint is the newest ``first_seen_at`` seen. Each run reads articles from the checkpoint
 minus :data:`OVERLAP`, so an article indexed late (a spooled batch replayed, a slow bulk
 request) is still matched; the log's deterministic ids make the overlap free of duplicates.
@@ -25,6 +27,7 @@ from alerts import notifications
 from alerts.percolator import percolate
 from alerts.rules import RuleSet
 from veille.es import IndexNames
+from veille.verdicts import IRRELEVANT
 
 CHECKPOINT_ID = "checkpoint:matcher"
 OVERLAP = timedelta(hours=2)
@@ -69,7 +72,14 @@ def _batches(
     for hit in scan(
         client,
         index=index,
-        query={"query": {"range": {"first_seen_at": {"gte": since.isoformat()}}}},
+        query={
+            "query": {
+                "bool": {
+                    "filter": [{"range": {"first_seen_at": {"gte": since.isoformat()}}}],
+                    "must_not": [IRRELEVANT],
+                }
+            }
+        },
         size=size,
     ):
         batch.append(hit)

@@ -8,7 +8,8 @@ Out: documents in ``<prefix>-notifications`` with ``_id`` = hash(rule, recipient
 
 States: ``pending`` (owed; ``next_attempt_at`` delays a retry after an SMTP failure), ``sending``
 (claimed by one sender for one email, ``batch_id``, ``sending_at``), ``sent``, and ``cancelled``
-(its rule or recipient left the config before it was sent). A claim uses optimistic concurrency
+before it was sent, with a ``cancel_reason``: its rule or recipient left the config, an analyst
+judged its article irrelevant, or the article was deleted. A claim uses optimistic concurrency
 (``if_seq_no``), so two senders never claim the same notification.
 """
 
@@ -25,6 +26,7 @@ from elasticsearch.helpers import streaming_bulk
 from alerts.rules import AlertRule
 
 KIND = "notification"
+CANCEL_REASONS = ("unsubscribed", "judged_irrelevant", "article_deleted")
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_MAX = timedelta(hours=1)
 
@@ -252,8 +254,12 @@ def release(
     return now + min((retry_delay(note.attempts + 1) for note in notes), default=RETRY_FIRST)
 
 
-def cancel(client: Elasticsearch, index: str, notes: list[Notification], now: datetime) -> None:
-    _update(client, index, notes, {"state": "cancelled", "updated_at": now.isoformat()})
+def cancel(
+    client: Elasticsearch, index: str, notes: list[Notification], now: datetime, reason: str
+) -> None:
+    """Never to be sent; ``reason`` says why (one of :data:`CANCEL_REASONS`)."""
+    changes = {"state": "cancelled", "cancel_reason": reason, "updated_at": now.isoformat()}
+    _update(client, index, notes, changes)
 
 
 def reconcile_stale(client: Elasticsearch, index: str, now: datetime, lease: timedelta) -> int:

@@ -4,7 +4,8 @@ In:  a digest, the sending time, a message id.
 Out: an ``email.message.EmailMessage`` with ``To``, ``Subject``, ``Date``, ``Message-ID`` (the
      sender's ``From`` is added by :func:`veille.mailer.send_email`), a plain-text part and an
      HTML part rendered from ``alerts/templates/`` with Jinja2 (autoescape on for HTML, so markup
-     in a title is shown, never interpreted).
+     in a title is shown, never interpreted); with feedback settings, every article carries
+     signed "Not relevant" and "Relevant" links (:mod:`veille.feedback`).
 
 Header injection is impossible: every header value is built from one line of text (all line
 breaks and control characters folded to spaces) and set through the ``email`` package's header
@@ -25,6 +26,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from alerts.digest import MARK_END, MARK_START, Digest, Story
+from veille.feedback import LABELS, FeedbackSettings
+from veille.urls import web_link
 
 SUBJECT_TITLE_CHARS = 120
 SUBJECT_CHARS = 200
@@ -59,10 +62,6 @@ def _also_in(story: Story) -> str:
     return ", ".join(story.also_in) + more
 
 
-def _link(url: str) -> str:
-    return url if url.startswith(("https://", "http://")) else "#"
-
-
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
@@ -70,7 +69,7 @@ _TEMPLATES = Environment(
     keep_trailing_newline=True,
 )
 _TEMPLATES.filters.update(plain_marks=_plain_marks, html_marks=_html_marks, also_in=_also_in)
-_TEMPLATES.filters["link"] = _link
+_TEMPLATES.filters["link"] = web_link
 
 
 def _summary(digest: Digest) -> str:
@@ -92,12 +91,34 @@ def subject(digest: Digest) -> str:
     return one_line(text, SUBJECT_CHARS)
 
 
+def verdict_links(
+    digest: Digest, now: datetime, feedback: FeedbackSettings | None
+) -> dict[str, dict[str, str]]:
+    """Per article of the digest, its signed "irrelevant" and "relevant" links (none without
+    ``feedback``); each link has its own nonce, so each can be used once."""
+    if feedback is None:
+        return {}
+    return {
+        story.article_id: {
+            label: feedback.link(story.article_id, label, digest.recipient, now) for label in LABELS
+        }
+        for story in digest.stories
+    }
+
+
 def render_message(
-    digest: Digest, now: datetime, message_id: str, pivot: str = "en"
+    digest: Digest,
+    now: datetime,
+    message_id: str,
+    pivot: str = "en",
+    feedback: FeedbackSettings | None = None,
 ) -> EmailMessage:
-    """The email for ``digest``: headers, a text part and an HTML alternative."""
+    """The email for ``digest``: headers, a text part and an HTML alternative; with
+    ``feedback``, each article carries its "Not relevant" and "Relevant" links."""
     title = subject(digest)
     context = {
+        "verdict_links": verdict_links(digest, now, feedback),
+        "links_until": f"{now + feedback.ttl:%Y-%m-%d}" if feedback else "",
         "subject": title,
         "heading": f"{_summary(digest)} for {', '.join(digest.rule_counts)}",
         "stories": digest.stories,

@@ -55,6 +55,9 @@ def user_env_file(tmp_path: Path) -> Path:
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
     text = text.replace("\nELASTIC_PASSWORD=\n", "\nELASTIC_PASSWORD=elastic-pw-123\n")
     text = text.replace("\nKIBANA_SYSTEM_PASSWORD=\n", "\nKIBANA_SYSTEM_PASSWORD=kibana-pw-456\n")
+    text = text.replace(
+        "\nVEILLE_FEEDBACK_SECRET=\n", "\nVEILLE_FEEDBACK_SECRET=feedback-key-7890abcdef\n"
+    )
     path = tmp_path / ".env"
     path.write_text(text, encoding="utf-8")
     return path
@@ -79,6 +82,7 @@ def test_no_secret_is_committed_in_env_example():
     assert documented["ELASTIC_PASSWORD"] == ""
     assert documented["KIBANA_SYSTEM_PASSWORD"] == ""
     assert documented["VEILLE_SMTP_PASSWORD"] == ""
+    assert documented["VEILLE_FEEDBACK_SECRET"] == ""
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert ".env" in ignored, "the build context must not carry the local secrets"
 
@@ -89,7 +93,7 @@ def test_compose_file_validates_with_docker_compose(user_env_file):
     config = yaml.safe_load(result.stdout)
     services = config["services"]
 
-    core = {"elasticsearch", "kibana", "mailpit", "setup", "scheduler"}
+    core = {"elasticsearch", "kibana", "mailpit", "setup", "scheduler", "serve"}
     distributed = {
         name for name, svc in services.items() if "distributed" in svc.get("profiles", [])
     }
@@ -118,7 +122,17 @@ def test_compose_file_validates_with_docker_compose(user_env_file):
     assert scheduler["environment"]["VEILLE_SMTP_HOST"] == "mailpit"
     assert "veille-data:/app/data:rw" in scheduler["volumes"]
 
-    for name in ("elasticsearch", "kibana", "mailpit"):
+    serve = services["serve"]
+    assert serve["command"] == ["veille", "serve", "--host", "0.0.0.0", "--port", "8080"]
+    assert serve["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert serve["ports"] == ["127.0.0.1:8080:8080/tcp"]
+    # The scheduler signs the links with the key serve checks them with.
+    for name in ("scheduler", "serve"):
+        environment = services[name]["environment"]
+        assert environment["VEILLE_FEEDBACK_SECRET"] == "feedback-key-7890abcdef"
+        assert environment["VEILLE_FEEDBACK_URL"] == "http://localhost:8080"
+
+    for name in ("elasticsearch", "kibana", "mailpit", "serve"):
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"
     assert "esdata:/usr/share/elasticsearch/data:rw" in es["volumes"]
     assert set(config["volumes"]) == {"esdata", "kibanadata", "veille-data"}

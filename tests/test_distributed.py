@@ -290,6 +290,7 @@ def test_compose_distributed_profile_adds_redis_and_workers_fed_by_the_scheduler
     env_file.write_text(
         (ROOT / ".env.example").read_text()
         + "ELASTIC_PASSWORD=pw-1\nKIBANA_SYSTEM_PASSWORD=pw-2\n"
+        + "VEILLE_FEEDBACK_SECRET=feedback-key-0123456789\n"
         + "VEILLE_REDIS_URL=redis://redis:6379/0\n"
     )
     result = subprocess.run(

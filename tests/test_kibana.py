@@ -222,12 +222,57 @@ def test_analysts_get_the_promised_data_views_searches_and_dashboards():
         ids = {r["id"] for r in dashboard["references"]}
         return {o["attributes"]["title"] for o in objects if o["id"] in ids}
 
+    judged = by_title[("search", "Judged irrelevant")]
+    assert judged["attributes"]["sort"] == [["verdict.at", "desc"]]
+    assert "verdict.note" in judged["attributes"]["columns"]
+
     assert panels("Coverage") == {
         "Articles per day by language", "Top sources", "Countries mentioned", "All coverage",
     }  # fmt: skip
     assert panels("Crawl health") == {
         "Crawl runs per source", "Crawl failures", "Articles per run", "Failed crawl runs",
     }  # fmt: skip
+
+
+def _filters_as_query(obj: dict) -> dict:
+    """The Elasticsearch query Kibana makes of a saved object's filters (its pills)."""
+    source = json.loads(obj["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    query: dict = {"filter": [], "must_not": []}
+    for item in source["filter"]:
+        if not item["meta"].get("disabled"):
+            query["must_not" if item["meta"]["negate"] else "filter"].append(item["query"])
+    return {"bool": query}
+
+
+def test_default_views_leave_out_articles_judged_irrelevant_and_one_search_shows_them(
+    es, index_prefix
+):
+    from veille.article import utcnow
+    from veille.es import IndexNames, setup_indices
+    from veille.verdicts import ArticleRef, Verdict, record_verdict
+
+    setup_indices(es, index_prefix)
+    names = IndexNames(index_prefix)
+    for name in ("unjudged", "judged-irrelevant", "judged-relevant"):
+        es.index(index=names.articles, id=name, document={"title": name}, refresh=True)
+    for name, label in (("judged-irrelevant", "irrelevant"), ("judged-relevant", "relevant")):
+        [hit] = es.search(index=names.articles, query={"ids": {"values": [name]}})["hits"]["hits"]
+        record_verdict(es, names, ArticleRef.from_hit(hit), Verdict(label, utcnow(), "cli"))
+    objects = load_saved_objects(index_prefix)
+    on_articles = [
+        o for o in objects
+        if o["type"] in ("search", "visualization")
+        and any(r["id"] == f"{index_prefix}-articles" for r in o["references"])
+    ]  # fmt: skip
+
+    shown = {}
+    for obj in on_articles:
+        hits = es.search(index=names.articles, query=_filters_as_query(obj))["hits"]["hits"]
+        shown[obj["attributes"]["title"]] = {hit["_id"] for hit in hits}
+
+    assert shown.pop("Judged irrelevant") == {"judged-irrelevant"}
+    assert len(shown) >= 7
+    assert all(ids == {"unjudged", "judged-relevant"} for ids in shown.values()), shown
 
 
 def test_saved_objects_follow_the_index_prefix():

@@ -79,6 +79,10 @@ class IndexNames:
     def clusters(self) -> str:
         return f"{self.prefix}-clusters"
 
+    @property
+    def verdicts(self) -> str:
+        return f"{self.prefix}-verdicts"
+
 
 def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch:
     """A client for the configured cluster. TLS is verified unless told otherwise."""

@@ -361,7 +361,8 @@ def list_jobs(env: Environment) -> list[JobInfo] | None:
 # --- Running in the foreground -------------------------------------------------------------
 
 
-def _utc_logging() -> None:
+def utc_logging() -> None:
+    """Log lines with a UTC timestamp, level and logger on stderr (long-running commands)."""
     handler = logging.StreamHandler(sys.stderr)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                   "%Y-%m-%dT%H:%M:%SZ")  # fmt: skip
@@ -377,7 +378,7 @@ def serve(config: Config, env: Environment, overrides: dict[str, str]) -> None:
     global _runtime
     settings = ScheduleSettings.from_env()
     run_settings = RunSettings.from_env()
-    _utc_logging()
+    utc_logging()
     _runtime = _Runtime(config, env, run_settings, overrides)
     scheduler = make_scheduler(env, settings)
     stop = threading.Event()

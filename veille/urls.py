@@ -53,3 +53,8 @@ def domain_of(url: str) -> str:
     """The host of a URL without a leading ``www.``."""
     host = (urlsplit(url).hostname or "").lower()
     return host.removeprefix("www.")
+
+
+def web_link(url: str) -> str:
+    """``url`` when it is an http(s) address, else ``#``: an ``href`` never runs a script."""
+    return url if url.startswith(("https://", "http://")) else "#"
