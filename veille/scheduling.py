@@ -200,9 +200,10 @@ def crawl_job(source_name: str) -> None:
     finally:
         client.close()
     logger.info(
-        "crawl %s: %s in %.1fs (exit %s): %d entries, %d extracted, %d indexed%s",
+        "crawl %s: %s in %.1fs (exit %s): %d entries, %d extracted, %d indexed%s%s",
         source_name, run.status, run.duration_s, run.exit_code, run.entries, run.extracted,
         run.indexed, f"; flags: {', '.join(run.flags)}" if run.flags else "",
+        f"; reason: {run.reason}" if run.reason else "",
     )  # fmt: skip
 
 
