@@ -151,8 +151,8 @@ def test_operator_gets_one_email_per_incident_and_another_when_it_returns(mailbo
     messages = mailbox.messages
     assert [m["Subject"] for m in messages] == ["[veille] source src: went quiet"] * 2
     body = messages[0].get_content()
-    assert "its newest entry was published 20.0 hours before this run" in body
-    assert "it used to publish about every 6.0 hours" in body
+    assert "its newest entry was published 20 hours before this run" in body
+    assert "it used to publish about every 6 hours" in body
     assert "veille runs --source src" in body
 
 

@@ -103,6 +103,11 @@ def test_elasticsearch_down_mid_crawl_loses_no_article_and_indexes_none_twice(
     # an article whose bulk request was cut by the stop may be both stored and spooled
     assert first["indexed"] + first["spooled"] >= len(wanted)
     assert sum(f.stat().st_size > 0 for f in pending(data_dir)) == 1
+    # one WARNING says what is down and where the articles went; no traceback, no ERROR
+    log = crawl.stderr.read_text(errors="replace")
+    [warning] = [line for line in log.splitlines() if "unreachable" in line]
+    assert "Elasticsearch unreachable" in warning and f"spool {data_dir / 'spool'}" in warning
+    assert "Traceback" not in log and " ERROR: " not in log, log[-3000:]
 
     node.start()
     stats_file = tmp_path / "second-stats.json"

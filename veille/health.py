@@ -155,8 +155,11 @@ def assess(run: CrawlRun, history: list[dict[str, Any]], settings: RunSettings) 
 
 
 def _ago(seconds: float) -> str:
-    hours = seconds / 3600
-    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+    """A duration as an operator reads it: seconds, minutes, hours or days."""
+    for unit, size, below in (("seconds", 1, 120), ("minutes", 60, 7200), ("hours", 3600, 172800)):
+        if seconds < below:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _explain(flag: str, run: CrawlRun, history: list[dict[str, Any]], settings: RunSettings) -> str:

@@ -42,6 +42,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from veille.config import Config, ConfigError, Environment, Schedule, parse_duration
 from veille.es import IndexNames, make_client
 from veille.health import record_run
+from veille.outages import quiet_client_logs
 from veille.runs import (
     CrawlNotStarted,
     RunSettings,
@@ -56,6 +57,8 @@ from veille.runs import (
 logger = logging.getLogger("veille.scheduler")
 
 JOBSTORE_FILE = "scheduler.sqlite"
+# Exit statuses of a maintenance task that mean "try again later" (veille/cli_support.py).
+OUTAGE_EXITS = {1: "its work stays pending", 3: "Elasticsearch or Redis unreachable"}
 CRAWL_PREFIX, TASK_PREFIX = "crawl:", "task:"
 
 
@@ -220,7 +223,12 @@ def task_job(name: str, command: list[str]) -> None:
     except CrawlNotStarted as exc:
         logger.warning("task %s not started: %s", name, exc)
         return
-    if timed_out or exit_code:
+    if exit_code in OUTAGE_EXITS and not timed_out:
+        # An outage (exit 3) or work left for the next pass (exit 1: an email stays pending):
+        # the task's log says what is down and what was kept; it runs again on its schedule.
+        logger.warning("task %s did not complete (exit %s: %s); see %s", name, exit_code,
+                       OUTAGE_EXITS[exit_code], log_file)  # fmt: skip
+    elif timed_out or exit_code:
         logger.error("task %s %s (exit %s); see %s", name,
                      "timed out" if timed_out else "failed", exit_code, log_file)  # fmt: skip
     else:
@@ -371,7 +379,7 @@ def utc_logging() -> None:
     handler.setFormatter(formatter)
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    quiet_client_logs()
 
 
 def serve(config: Config, env: Environment, overrides: dict[str, str]) -> None:

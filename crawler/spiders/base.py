@@ -36,6 +36,7 @@ from pipelines.base import in_thread
 from veille.article import Article, SourceRef
 from veille.config import Environment, Source, cached_config
 from veille.es import IndexNames, make_client
+from veille.outages import report_crawl_es_outage
 from veille.urls import canonicalize, domain_of
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,9 @@ class VeilleSpider(scrapy.Spider):
         )
         # Worker processes for extraction (VEILLE_EXTRACT_PROCESSES; 0: a thread here).
         self.extractor = ExtractionPool.from_settings(settings, self.extraction)
-        env = Environment.from_env()
-        self.es = make_client(env)
-        self.articles_index = IndexNames(env.index_prefix).articles
+        self.env = Environment.from_env()
+        self.es = make_client(self.env)
+        self.articles_index = IndexNames(self.env.index_prefix).articles
         self.skip_indexed = settings.getbool("VEILLE_SKIP_INDEXED", True)
 
     def count(self, key: str, value: int = 1) -> None:
@@ -143,7 +144,7 @@ class VeilleSpider(scrapy.Spider):
             for start in range(0, len(wanted), 500):
                 known |= await in_thread(self._indexed_urls, wanted[start : start + 500])
         except (ApiError, TransportError) as exc:
-            logger.warning("could not ask the index which URLs are known: %s", exc)
+            report_crawl_es_outage(self.crawler.stats, logger, exc, self.env.data_dir)
             return wanted
         if known:
             self.count("skipped/already_indexed", len(known))
