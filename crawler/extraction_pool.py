@@ -140,13 +140,15 @@ class _Worker:
         assert self.conn is not None
         try:
             self.conn.send(task)
-            outcome, usage = self.conn.recv()
+            outcome, usage, retiring = self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             self.process.join(STOP_GRACE)
             died = WorkerDied(self.process.exitcode)
             self.conn.close()
             self.process = self.conn = None
             raise died from None
+        if retiring:  # it leaves after this answer; the next task starts a fresh one
+            self.stop()
         return outcome, Usage(*usage)
 
     def stop(self) -> None:
@@ -271,13 +273,15 @@ class ExtractionPool:
     async def extract(self, body: str, url: str) -> Extracted | NotAnArticle:
         """A page extracted in a worker; a page past its bounds is ``NotAnArticle`` with the
         reason ``too_large`` or ``too_slow``, one that killed its worker twice
-        ``extraction_crashed``."""
+        ``extraction_crashed``, one whose markup made a library raise ``extraction_failed``."""
         try:
             return await self.parse(extract_page, body, url, self.options, size=len(body))
         except ParseRefused as refused:
             return NotAnArticle(str(refused))
         except WorkerDied as died:
             return NotAnArticle(f"extraction_crashed: {died}, twice on this page")
+        except Exception as exc:  # the markup broke a library in the worker: not a crawl error
+            return NotAnArticle(f"extraction_failed: {type(exc).__name__}: {exc}")
 
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process is not None]

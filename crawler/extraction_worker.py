@@ -4,7 +4,10 @@ In:  tasks from the crawl process's pool (``crawler/extraction_pool.py``) throug
      function, its arguments and the input's size; for a page, its text, its URL and
      :class:`~crawler.extraction.ExtractionOptions`.
 Out: for each task, the function's result (or the refusal of :func:`crawler.limits.bounded`, or
-     the exception it raised) and what it took (CPU seconds, peak memory added in MiB).
+     the exception it raised), what it took (CPU seconds, peak memory added in MiB), and whether
+     the worker retires after it. A worker's memory may grow by ``VEILLE_PARSE_MEMORY_MB`` from
+     its start, whatever earlier parses left; one that kept more than a quarter of that after a
+     task leaves, and the pool starts a fresh one.
      :func:`extract_page` returns what :func:`crawler.extraction.extract_article` returns; an
      ``Extracted`` comes back with its title and text already tidied
      (``pipelines.normalize.tidy``), its ``content_hash``, and its
@@ -38,7 +41,15 @@ import threading
 from multiprocessing.connection import Connection
 
 from crawler.extraction import Extracted, ExtractionOptions, NotAnArticle, extract_article
-from crawler.limits import MIB, OutOfTime, ParseLimits, ParseRefused, bounded, cpu_time
+from crawler.limits import (
+    MIB,
+    OutOfTime,
+    ParseLimits,
+    ParseRefused,
+    bounded,
+    cpu_time,
+    data_size,
+)
 from crawler.limits import prepare_process as prepare_limits
 from pipelines.language import detect_language
 from pipelines.normalize import content_hash, tidy
@@ -84,6 +95,10 @@ def _reset_peak() -> None:
         clear.write("5")
 
 
+# A parse that fails after taking this share of its memory limit is refused as too_large.
+NEAR_THE_CEILING = 0.75
+
+
 def serve(conn: Connection, crawl_pid: int, limits: ParseLimits) -> None:
     """A worker's life: take tasks from ``conn`` and answer each, until the pool closes it."""
     exit_with(crawl_pid)
@@ -91,6 +106,8 @@ def serve(conn: Connection, crawl_pid: int, limits: ParseLimits) -> None:
     # The libraries' own warnings about one page (trafilatura's "recall retry failed") would reach
     # the crawl's log unformatted; the crawl logs each refusal once itself.
     logging.disable(logging.WARNING)
+    started_at = data_size()
+    ceiling = started_at + limits.memory_mb * MIB
     while True:
         try:
             func, args, size = conn.recv()
@@ -99,7 +116,7 @@ def serve(conn: Connection, crawl_pid: int, limits: ParseLimits) -> None:
         _reset_peak()
         start_cpu, start_memory = cpu_time(), _resident()
         try:
-            outcome: tuple[str, object] = ("ok", bounded(func, args, size, limits))
+            outcome: tuple[str, object] = ("ok", bounded(func, args, size, limits, ceiling))
         except ParseRefused as refused:
             outcome = ("refused", refused)
         except OutOfTime:  # the timer rang just as the parse ended
@@ -107,10 +124,22 @@ def serve(conn: Connection, crawl_pid: int, limits: ParseLimits) -> None:
         except Exception as exc:
             outcome = ("raised", exc)
         usage = (cpu_time() - start_cpu, max(0, _peak_resident() - start_memory) / MIB)
+        if outcome[0] == "raised" and usage[1] >= NEAR_THE_CEILING * limits.memory_mb:
+            # C code that runs out of memory says so in its own words (libxml2: "unknown
+            # error"); a parse that failed that close to its ceiling ran out of memory.
+            detail = f"it needed more than {limits.memory_mb} MiB of memory ({outcome[1]!r})"
+            outcome = ("refused", ParseRefused("too_large", detail))
+        # What parses leave behind (caches, a fragmented heap) is room the next one lacks: past a
+        # quarter of the limit, this worker hands over to a fresh one.
+        retire = data_size() > started_at + limits.memory_mb * MIB // 4
         try:
-            conn.send((outcome, usage))
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            conn.send((("raised", RuntimeError(f"result not sendable: {exc!r}")), usage))
+            conn.send((outcome, usage, retire))
+        except (pickle.PicklingError, TypeError, AttributeError):  # lxml's errors are not
+            error = outcome[1]
+            failed = ("raised", RuntimeError(f"{type(error).__name__}: {error}"))
+            conn.send((failed, usage, retire))
+        if retire:
+            return
 
 
 def exit_with(crawl_pid: int) -> None:

@@ -7,22 +7,21 @@ Out: the function's result, or :class:`ParseRefused` with the reason ``too_large
      more memory than allowed) or ``too_slow`` (more CPU time than allowed).
 
 :func:`bounded` runs in the process that does the parse, never in the crawl process: an
-extraction worker (``crawler/extraction_worker.py``) or a parse sandbox's child
-(``crawler/sandbox.py``). It sets, for that one call:
+extraction worker (``crawler/extraction_worker.py``). It sets, for that one call:
 
-- ``RLIMIT_DATA`` to the process's data size now plus ``memory_mb``: an allocation beyond it
-  fails, Python raises ``MemoryError`` and the parse is refused as ``too_large``;
+- ``RLIMIT_DATA`` to the process's data size plus ``memory_mb`` (an extraction worker counts
+  from its own start): an allocation beyond it fails, Python raises ``MemoryError`` and the
+  parse is refused as ``too_large``;
 - a CPU-time timer (``ITIMER_PROF``) of ``time_base + time_per_mb`` × the input's size in MiB:
   its signal raises :class:`OutOfTime` between two bytecodes, a ``BaseException`` so that the
   ``except Exception`` of the libraries does not swallow it (``too_slow``). CPU time, not wall
   time, so a machine busy with other work does not refuse a page it would have read;
 - ``RLIMIT_CPU`` a few seconds past that budget: a C function that holds on past the timer
   (one regular expression over the whole document) is ended by the kernel, which kills the
-  process (``SIGXCPU``); the extraction pool and the sandbox report that as ``too_slow``.
+  process (``SIGXCPU``); the extraction pool reports that as ``too_slow``.
 
 feedparser's sanitizer, trafilatura and lxml each have inputs whose cost grows faster than their
-size (see ``python -m bench hostile``); these limits hold whatever the input. Limits are set
-again for each call, so what one parse leaves behind (caches) never eats into the next one's.
+size (see ``python -m bench hostile``); these limits hold whatever the input.
 """
 
 from __future__ import annotations
@@ -124,13 +123,22 @@ def prepare_process() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
 
 
-def bounded(func: Callable[..., T], args: tuple[Any, ...], size: int, limits: ParseLimits) -> T:
+def bounded(
+    func: Callable[..., T],
+    args: tuple[Any, ...],
+    size: int,
+    limits: ParseLimits,
+    ceiling: int | None = None,
+) -> T:
     """``func(*args)`` within ``limits`` for an input of ``size`` bytes; :class:`ParseRefused`
-    when it needs more. Call it from the main thread of a process that does nothing else."""
+    when it needs more. ``ceiling``: the data size the process may reach, in bytes (default:
+    its size now plus ``limits.memory_mb``). Call it from the main thread of a process that does
+    nothing else."""
     budget = limits.cpu_seconds(size)
     saved_data = resource.getrlimit(resource.RLIMIT_DATA)
     saved_cpu = resource.getrlimit(resource.RLIMIT_CPU)
-    ceiling = data_size() + limits.memory_mb * MIB
+    if ceiling is None:
+        ceiling = data_size() + limits.memory_mb * MIB
     hard_stop = math.ceil(cpu_time() + budget + HARD_STOP_AFTER)
     signal.signal(signal.SIGPROF, _Timer.expired)
     resource.setrlimit(resource.RLIMIT_DATA, (_within(ceiling, saved_data[1]), saved_data[1]))

@@ -36,7 +36,8 @@ AUTOTHROTTLE_TARGET_CONCURRENCY = 1.5
 
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
-DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+# No warning for bodies between a "warn size" and DOWNLOAD_MAXSIZE (Scrapy's default, 32 MiB, is
+# above it): a body over the limit is refused and logged once (crawler/middlewares/skips.py).
 REDIRECT_MAX_TIMES = 5
 RETRY_TIMES = 2
 # Retries wait (crawler/middlewares/backoff.py): a Retry-After on 429/503 pauses the whole site
@@ -156,9 +157,10 @@ VEILLE_RESUME = True
 DUPEFILTER_CLASS = "crawler.resume.RunDupeFilter"
 
 EXTENSIONS = {
+    # Before StatsFile: its last memory sample is in the stats that file gets.
+    "crawler.extensions.memory_ceiling.MemoryCeiling": 490,
     "crawler.extensions.stats_file.StatsFile": 500,
     "crawler.extensions.gc_tuning.GcTuning": 510,
-    "crawler.extensions.memory_ceiling.MemoryCeiling": 520,
 }
 # Garbage collection (crawler/extensions/gc_tuning.py): objects loaded before the crawl are
 # frozen out of the collector's walks, and young objects are collected every

@@ -9,10 +9,10 @@ seen). When the crawl process's resident memory reaches the limit: one WARNING, 
 ``veille/memory/limit_reached``, and the spider is closed with the reason ``memory``. A close
 lets the requests in flight finish and the pipeline store or spool the articles it holds, as at
 the end of any crawl; the scheduler records the run as ``failed`` with the reason ``memory``.
-Should the process reach half as much again before the close is done (the reactor held by
-something that does not give it back), the stats are written with that reason and the process
-ends at once: articles still in the pipeline then are not indexed, and the next crawl fetches
-them again, since only what is indexed counts as done.
+Should the process reach half as much again before the reactor has even begun the close (held
+by something that does not give it back), the stats are written with that reason and the
+process ends at once: articles still in the pipeline then are not indexed, and the next crawl
+fetches them again, since only what is indexed counts as done.
 
 A thread does the watching, not the reactor: Scrapy's MemoryUsage extension checks from the
 reactor, once a minute by default, so it cannot see memory that grows while a callback holds the
@@ -33,6 +33,9 @@ from typing import Self
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import deferred_from_coro
+
+from crawler.extensions.stats_file import StatsFile
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +80,8 @@ class MemoryCeiling:
         self.interval = interval
         self.peak = 0
         self.stopping = threading.Event()
-        self.closing = False
+        self.closing = False  # the close is asked for
+        self.close_started = False  # the reactor has begun it
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -92,29 +96,38 @@ class MemoryCeiling:
 
     def engine_started(self) -> None:
         self.crawler.stats.set_value("veille/memory/limit_mb", self.limit // MIB)
+        self._sample()
         threading.Thread(target=self._watch, name="veille-memory-ceiling", daemon=True).start()
 
     def spider_closed(self) -> None:
+        """Before the stats are written (this extension comes before StatsFile)."""
         self.stopping.set()
+        self._sample()
+
+    def _sample(self) -> int:
+        resident = resident_bytes()
+        self.peak = max(self.peak, resident)
         self.crawler.stats.max_value("veille/memory/peak_mb", self.peak // MIB)
+        return resident
 
     def _watch(self) -> None:
         while not self.stopping.wait(self.interval):
-            resident = resident_bytes()
-            self.peak = max(self.peak, resident)
-            if resident >= self.limit * HARD_STOP_FACTOR and self.closing:
+            resident = self._sample()
+            blocked = self.closing and not self.close_started
+            if blocked and resident >= self.limit * HARD_STOP_FACTOR:
                 self._stop_now(resident)
             elif resident >= self.limit and not self.closing:
                 self.closing = True
+                # Imported here: crawler/settings.py imports this module before Scrapy installs
+                # its reactor, and importing the reactor earlier would install the default one.
                 from twisted.internet import reactor
 
                 reactor.callFromThread(self._close, resident)
 
     def _close(self, resident: int) -> None:
         """On the reactor: close the spider, once."""
-        stats = self.crawler.stats
-        stats.set_value("veille/memory/limit_reached", 1)
-        stats.max_value("veille/memory/peak_mb", self.peak // MIB)
+        self.close_started = True
+        self.crawler.stats.set_value("veille/memory/limit_reached", 1)
         logger.warning(
             "memory: the crawl process uses %d MiB, its ceiling is %d MiB "
             "(VEILLE_MEMORY_LIMIT_MB); the crawl stops now and keeps what it has",
@@ -122,15 +135,10 @@ class MemoryCeiling:
         )  # fmt: skip
         engine = self.crawler.engine
         if engine is not None and engine.spider is not None:
-            from scrapy.utils.defer import deferred_from_coro
-
             deferred_from_coro(engine.close_spider_async(reason="memory"))
 
     def _stop_now(self, resident: int) -> None:
-        """In the thread: the close did not bring memory back in time; write the stats, exit."""
-        from crawler.extensions.stats_file import StatsFile
-
-        self.crawler.stats.max_value("veille/memory/peak_mb", self.peak // MIB)
+        """In the thread: the reactor has not begun the close; write the stats, exit."""
         logger.warning(
             "memory: %d MiB and the crawl has not stopped yet; ending the process now",
             resident // MIB,

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENTRY_TIMES_KEPT = 100
+# Pages refused at the parse limits or that killed their worker: a publisher's doing, or ours,
+# worth a WARNING; the other reasons (too short, no text) are routine.
+REFUSED_PAGES = ("too_large", "too_slow", "extraction_crashed")
 
 
 class VeilleSpider(scrapy.Spider):
@@ -183,7 +186,8 @@ class VeilleSpider(scrapy.Spider):
         if isinstance(result, NotAnArticle):
             reason = result.reason.split(":")[0]
             self.count(f"dropped/{reason}")
-            logger.info("skipped %s: %s", response.url, result.reason)
+            level = logging.WARNING if reason in REFUSED_PAGES else logging.INFO
+            logger.log(level, "skipped %s: %s", response.url, result.reason)
             return
         self.count("extracted")
         entry_date: datetime | None = response.meta.get("entry_published")
