@@ -95,6 +95,16 @@ def _reset_peak() -> None:
         clear.write("5")
 
 
+def _travels(error: object) -> bool:
+    """Whether an exception comes back whole through a pipe: lxml's cannot be pickled,
+    langdetect's cannot be unpickled."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return False
+    return True
+
+
 # A parse that fails after taking this share of its memory limit is refused as too_large.
 NEAR_THE_CEILING = 0.75
 
@@ -132,12 +142,10 @@ def serve(conn: Connection, crawl_pid: int, limits: ParseLimits) -> None:
         # What parses leave behind (caches, a fragmented heap) is room the next one lacks: past a
         # quarter of the limit, this worker hands over to a fresh one.
         retire = data_size() > started_at + limits.memory_mb * MIB // 4
-        try:
-            conn.send((outcome, usage, retire))
-        except (pickle.PicklingError, TypeError, AttributeError):  # lxml's errors are not
+        if outcome[0] == "raised" and not _travels(outcome[1]):
             error = outcome[1]
-            failed = ("raised", RuntimeError(f"{type(error).__name__}: {error}"))
-            conn.send((failed, usage, retire))
+            outcome = ("raised", RuntimeError(f"{type(error).__name__}: {error}"))
+        conn.send((outcome, usage, retire))
         if retire:
             return
 

@@ -48,7 +48,7 @@ class ParseLimits:
     """How much one parse may take; ``time_base + time_per_mb`` × MiB seconds of CPU."""
 
     memory_mb: int = 256
-    time_base: float = 1.0
+    time_base: float = 0.5
     time_per_mb: float = 2.0
 
     @classmethod
@@ -83,14 +83,18 @@ class OutOfTime(BaseException):
 
 class _Timer:
     """The CPU timer of the parse under way; its signal raises only while a parse runs, so a
-    signal arriving just as the parse ends cannot break the code that restores the limits."""
+    signal arriving just as the parse ends cannot break the code that restores the limits.
+    ``rang``: it went off during this parse (a library's bare ``except:`` may have turned
+    :class:`OutOfTime` into an exception of its own: langdetect's profile loading does)."""
 
     running = False
+    rang = False
 
     @classmethod
     def expired(cls, _signum: int, _frame: Any) -> None:
         if cls.running:
             cls.running = False
+            cls.rang = True
             raise OutOfTime
 
 
@@ -143,18 +147,23 @@ def bounded(
     signal.signal(signal.SIGPROF, _Timer.expired)
     resource.setrlimit(resource.RLIMIT_DATA, (_within(ceiling, saved_data[1]), saved_data[1]))
     resource.setrlimit(resource.RLIMIT_CPU, (_within(hard_stop, saved_cpu[1]), saved_cpu[1]))
-    _Timer.running = True
+    _Timer.running, _Timer.rang = True, False
     signal.setitimer(signal.ITIMER_PROF, budget)
+    too_slow = ParseRefused(
+        "too_slow", f"stopped after {budget:.1f} s of CPU, the limit for {size:,} bytes"
+    )
     try:
         return func(*args)
     except OutOfTime:
-        refused = ParseRefused(
-            "too_slow", f"stopped after {budget:.1f} s of CPU, the limit for {size:,} bytes"
-        )
+        refused = too_slow
     except MemoryError:
         refused = ParseRefused(
             "too_large", f"it needed more than {limits.memory_mb} MiB of memory to parse"
         )
+    except Exception:
+        if not _Timer.rang:
+            raise
+        refused = too_slow
     finally:
         _Timer.running = False
         signal.setitimer(signal.ITIMER_PROF, 0)

@@ -104,7 +104,7 @@ VEILLE_EXTRACT_PROCESSES = os.cpu_count() or 1
 # what feedparser takes on an ordinary feed here). A parse past them is refused (too_large,
 # too_slow), counted and logged once.
 VEILLE_PARSE_MEMORY_MB = 256
-VEILLE_PARSE_TIME_BASE = 1.0
+VEILLE_PARSE_TIME_BASE = 0.5
 VEILLE_PARSE_TIME_PER_MB = 2.0
 # Memory ceiling of the crawl process in MiB (crawler/extensions/memory_ceiling.py): past it the
 # crawl stops cleanly and its run is recorded as failed, reason memory. Default: a quarter of the

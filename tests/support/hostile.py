@@ -7,7 +7,8 @@ Nothing here is stored in the repository: each generator builds its input from i
 
 Generators (bytes for feeds, sitemaps and JSON, text for pages):
 
-- :func:`ordinary_feed`: the baseline, an RSS feed of the size asked with escaped-HTML summaries;
+- :func:`ordinary_feed`, :func:`ordinary_page`: the baselines, an RSS feed with escaped-HTML
+  summaries and an article page, of the size asked;
 - :func:`entity_bomb_feed`: one internal entity of ``width`` characters referenced
   ``references`` times (what feedparser's loose parser used to expand to gigabytes);
 - :func:`billion_laughs_feed`, :func:`external_entity_feed`: nested and external entities;
@@ -60,6 +61,20 @@ def article_page(title: str = "Overseas police stations under investigation") ->
     return (
         f"<html><head><title>{html.escape(title)}</title></head><body><article>"
         f"<h1>{html.escape(title)}</h1>{ARTICLE_TEXT}</article></body></html>"
+    )
+
+
+def ordinary_page(size: int) -> str:
+    """An article page of about ``size`` characters of ordinary paragraphs, all different."""
+    paragraphs, total, n = [], 0, 0
+    while total < size:
+        paragraph = f"<p>Paragraph {n}: {ARTICLE_TEXT[3:-4]}</p>"
+        paragraphs.append(paragraph)
+        total += len(paragraph)
+        n += 1
+    return (
+        "<html><head><title>A long article</title></head><body><article><h1>A long article"
+        f"</h1>{''.join(paragraphs)}</article></body></html>"
     )
 
 
