@@ -107,10 +107,10 @@ VEILLE_PARSE_MEMORY_MB = 256
 VEILLE_PARSE_TIME_BASE = 0.5
 VEILLE_PARSE_TIME_PER_MB = 2.0
 # Memory ceiling of the crawl process in MiB (crawler/extensions/memory_ceiling.py): past it the
-# crawl stops cleanly and its run is recorded as failed, reason memory. Default: a quarter of the
-# machine's (or container's) memory, between 1024 and 4096; 0 turns it off. Checked every
-# VEILLE_MEMORY_CHECK_INTERVAL seconds.
-VEILLE_MEMORY_LIMIT_MB = default_memory_limit_mb()
+# crawl stops cleanly and its run is recorded as failed, reason memory. Default: the environment
+# variable of the same name, else a quarter of the machine's (or container's) memory, between
+# 1024 and 4096; 0 turns it off. Checked every VEILLE_MEMORY_CHECK_INTERVAL seconds.
+VEILLE_MEMORY_LIMIT_MB = int(os.environ.get("VEILLE_MEMORY_LIMIT_MB") or default_memory_limit_mb())
 VEILLE_MEMORY_CHECK_INTERVAL = 1.0
 # Outputs of one callback processed at once. Scrapy starts this many asyncio tasks for every
 # response (default 100); an article page yields one item, a feed page a few dozen requests.

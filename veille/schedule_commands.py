@@ -34,14 +34,13 @@ STATUS_STYLE = {
 
 
 def _crawls_index(env: Environment) -> tuple[Elasticsearch, str]:
-    """A reachable client and the crawls alias, created with the other indices if missing."""
+    """A reachable client and the crawls alias, with the indices and their mappings up to date
+    (a run record with a field the stored mapping lacks would be refused)."""
     from veille.es import IndexNames, setup_indices
 
     client = cli.client_or_exit(env)
-    index = IndexNames(env.index_prefix).crawls
-    if not client.indices.exists_alias(name=index):
-        setup_indices(client, env.index_prefix)
-    return client, index
+    setup_indices(client, env.index_prefix)
+    return client, IndexNames(env.index_prefix).crawls
 
 
 SetOption = Annotated[
@@ -127,7 +126,10 @@ def run_now(
             f"{run.indexed} indexed, {run.dropped_total} dropped"
             + (f"; flags: {', '.join(run.flags)}" if run.flags else "")
         )
-        if run.reason:
+        for problem in run.problems:  # each feed that could not be used, and why
+            kind = problem["kind"].replace("_", " ")
+            cli.out.print(f"  {escape(problem['url'])}: {kind}: {escape(problem['detail'])}")
+        if run.reason and not run.problems:
             cli.out.print(f"  reason: {escape(run.reason)}")
     if run.status != "success":
         raise typer.Exit(1)

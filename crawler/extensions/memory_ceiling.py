@@ -1,8 +1,9 @@
 """Memory ceiling: a crawl process that grows past ``VEILLE_MEMORY_LIMIT_MB`` stops cleanly.
 
-Settings: ``VEILLE_MEMORY_LIMIT_MB`` (default :func:`default_memory_limit_mb`: a quarter of this
-machine's memory, or of its container's limit, between 1 and 4 GiB; ``0`` turns the ceiling off)
-and ``VEILLE_MEMORY_CHECK_INTERVAL`` (seconds, default 1).
+Settings: ``VEILLE_MEMORY_LIMIT_MB`` (default: the environment variable of that name, else
+:func:`default_memory_limit_mb`, a quarter of this machine's memory, or of its container's limit,
+between 1 and 4 GiB; ``0`` turns the ceiling off) and ``VEILLE_MEMORY_CHECK_INTERVAL`` (seconds,
+default 1).
 
 Out: stats ``veille/memory/limit_mb`` and ``veille/memory/peak_mb`` (the largest resident size
 seen). When the crawl process's resident memory reaches the limit: one WARNING, the stat
