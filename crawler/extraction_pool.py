@@ -176,7 +176,7 @@ class ExtractionPool:
     ) -> None:
         self.processes = max(0, processes)
         self.options = options
-        self.limits = limits or ParseLimits()
+        self.limits = limits or ParseLimits.defaults()
         self._key: tuple[int, ExtractionOptions, ParseLimits] | None = None
         self._tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._workers = [_Worker(self.limits) for _ in range(self.processes)]
@@ -200,7 +200,7 @@ class ExtractionPool:
         cls, processes: int, options: ExtractionOptions, limits: ParseLimits | None = None
     ) -> Self:
         """One pool per process and options: :meth:`close` stops it when its last user does."""
-        key = (max(0, processes), options, limits or ParseLimits())
+        key = (max(0, processes), options, limits or ParseLimits.defaults())
         pool, users = cls._shared.get(key, (None, 0))
         if pool is None:
             pool = cls(*key)

@@ -45,11 +45,12 @@ HARD_STOP_AFTER = 3
 
 @dataclass(frozen=True)
 class ParseLimits:
-    """How much one parse may take; ``time_base + time_per_mb`` × MiB seconds of CPU."""
+    """How much one parse may take: ``memory_mb`` MiB more, and ``time_base + time_per_mb`` ×
+    the input's MiB seconds of CPU."""
 
-    memory_mb: int = 256
-    time_base: float = 0.5
-    time_per_mb: float = 2.0
+    memory_mb: int
+    time_base: float
+    time_per_mb: float
 
     @classmethod
     def from_settings(cls, settings: Any) -> ParseLimits:
@@ -57,6 +58,17 @@ class ParseLimits:
             memory_mb=settings.getint("VEILLE_PARSE_MEMORY_MB"),
             time_base=settings.getfloat("VEILLE_PARSE_TIME_BASE"),
             time_per_mb=settings.getfloat("VEILLE_PARSE_TIME_PER_MB"),
+        )
+
+    @classmethod
+    def defaults(cls) -> ParseLimits:
+        """The limits of ``crawler/settings.py``, for a pool made outside a crawl."""
+        from crawler import settings  # here: the workers import this module, not the settings
+
+        return cls(
+            settings.VEILLE_PARSE_MEMORY_MB,
+            settings.VEILLE_PARSE_TIME_BASE,
+            settings.VEILLE_PARSE_TIME_PER_MB,
         )
 
     def cpu_seconds(self, size: int) -> float:
