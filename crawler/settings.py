@@ -100,12 +100,14 @@ VEILLE_MIN_WORDS = 80
 # bounds below (crawler/extraction_pool.py).
 VEILLE_EXTRACT_PROCESSES = os.cpu_count() or 1
 # Bounds on each parse in a worker (crawler/limits.py): the memory it may add (MiB) and its CPU
-# time, VEILLE_PARSE_TIME_BASE + VEILLE_PARSE_TIME_PER_MB seconds per MiB of input (three times
-# what feedparser takes on an ordinary feed here). A parse past them is refused (too_large,
+# time, VEILLE_PARSE_TIME_BASE + VEILLE_PARSE_TIME_PER_MB seconds per MiB of input: about three
+# times the slowest ordinary input measured per MiB (a long article page, an Atom feed with XHTML
+# content: 1 to 1.3 s/MiB here), and 2 s for any input, so that a busy machine, on which CPU time
+# stretches too, does not refuse a small page. A parse past them is refused (too_large,
 # too_slow), counted and logged once.
 VEILLE_PARSE_MEMORY_MB = 256
-VEILLE_PARSE_TIME_BASE = 0.5
-VEILLE_PARSE_TIME_PER_MB = 2.0
+VEILLE_PARSE_TIME_BASE = 2.0
+VEILLE_PARSE_TIME_PER_MB = 3.0
 # Memory ceiling of the crawl process in MiB (crawler/extensions/memory_ceiling.py): past it the
 # crawl stops cleanly and its run is recorded as failed, reason memory. Default: the environment
 # variable of the same name, else a quarter of the machine's (or container's) memory, between
