@@ -45,11 +45,11 @@ import yaml
 
 from bench.__main__ import ProcessTree, es_url
 from bench.compare import checkout
+from crawler.limits import MIB
 from tests.support import hostile
 from tests.support.hostile import HostileServer, Route
 
 ROOT = Path(__file__).resolve().parents[1]
-MIB = 1 << 20
 
 # Run in a fresh process with the measured revision first on the path. Prints one JSON line.
 _PROBE = r"""

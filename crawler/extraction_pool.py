@@ -210,7 +210,10 @@ class ExtractionPool:
 
     def _dispatch(self, worker: _Worker) -> None:
         """A thread per worker: start it, then hand it tasks until the pool closes."""
-        worker.start()
+        try:
+            worker.start()
+        except Exception as exc:  # its first task starts it again, or says why it cannot
+            logger.warning("a parse worker could not start: %s", exc)
         while True:
             item = self._tasks.get()
             if item is None:
@@ -261,8 +264,11 @@ class ExtractionPool:
         from twisted.internet import reactor  # the one Scrapy installed, not a default one
 
         deferred: defer.Deferred = defer.Deferred()
-        self._tasks.put(((func, args, size), lambda outcome: reactor.callFromThread(
-            deferred.callback, outcome)))  # fmt: skip
+
+        def settle(outcome: Any) -> None:  # in the dispatching thread
+            reactor.callFromThread(deferred.callback, outcome)
+
+        self._tasks.put(((func, args, size), settle))
         return _unpack(await maybe_deferred_to_future(deferred))
 
     async def parse(self, func: Callable[..., Any], *args: Any, size: int) -> Any:

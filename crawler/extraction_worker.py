@@ -35,7 +35,6 @@ import dataclasses
 import logging
 import os
 import pickle
-import resource
 import select
 import threading
 from multiprocessing.connection import Connection
@@ -49,6 +48,7 @@ from crawler.limits import (
     bounded,
     cpu_time,
     data_size,
+    resident_size,
 )
 from crawler.limits import prepare_process as prepare_limits
 from pipelines.language import detect_language
@@ -73,12 +73,6 @@ def extract_page(
         language=language,
         language_confidence=confidence,
     )
-
-
-def _resident() -> int:
-    """Resident memory of this process now, in bytes."""
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
 
 
 def _peak_resident() -> int:
@@ -124,7 +118,7 @@ def serve(conn: Connection, crawl_pid: int, limits: ParseLimits) -> None:
         except EOFError:
             return
         _reset_peak()
-        start_cpu, start_memory = cpu_time(), _resident()
+        start_cpu, start_memory = cpu_time(), resident_size()
         try:
             outcome: tuple[str, object] = ("ok", bounded(func, args, size, limits, ceiling))
         except ParseRefused as refused:

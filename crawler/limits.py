@@ -110,10 +110,19 @@ class _Timer:
             raise OutOfTime
 
 
+def _statm(field: int) -> int:
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[field]) * resource.getpagesize()
+
+
 def data_size() -> int:
     """This process's data segment (``/proc/self/statm``: data and stack), in bytes."""
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[5]) * resource.getpagesize()
+    return _statm(5)
+
+
+def resident_size() -> int:
+    """This process's resident memory now, in bytes."""
+    return _statm(1)
 
 
 def cpu_time() -> float:

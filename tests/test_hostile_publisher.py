@@ -22,7 +22,7 @@ import yaml
 from crawler.extraction import Extracted, ExtractionOptions, NotAnArticle, extract_article
 from crawler.extraction_pool import ExtractionPool
 from crawler.extraction_worker import extract_page
-from crawler.limits import HARD_STOP_AFTER, ParseLimits, ParseRefused
+from crawler.limits import HARD_STOP_AFTER, MIB, ParseLimits, ParseRefused
 from tests.support import hostile
 from tests.support.hostile import HostileServer, Route, Trap
 from tests.support.runner import FAST_CRAWL, ROOT, clean_env, run_veille, write_config
@@ -31,7 +31,6 @@ from veille.discovery import DiscoveryError, parse_gdelt
 from veille.es import IndexNames
 from veille.feeds import read_feed
 
-MIB = 1 << 20
 # The default time base, so that no ordinary page is refused on a busy machine; less time per MiB
 # and memory than the defaults, so that the attacks are stopped sooner.
 LIMITS = ParseLimits(memory_mb=96, time_base=2.0, time_per_mb=1.0)

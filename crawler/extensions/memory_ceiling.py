@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import threading
 from pathlib import Path
 from typing import Self
@@ -37,10 +36,10 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.extensions.stats_file import StatsFile
+from crawler.limits import MIB, resident_size
 
 logger = logging.getLogger(__name__)
 
-MIB = 1 << 20
 # The process ends at once past this multiple of the limit (see the module docstring).
 HARD_STOP_FACTOR = 1.5
 CGROUP_LIMITS = (
@@ -67,11 +66,6 @@ def default_memory_limit_mb() -> int:
     up to ``VEILLE_SCHEDULER_WORKERS`` (4) crawls at once, and one crawl processes usually stays
     under 500 MiB."""
     return min(4096, max(1024, machine_memory_mb() // 4))
-
-
-def resident_bytes() -> int:
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
 
 
 class MemoryCeiling:
@@ -106,7 +100,7 @@ class MemoryCeiling:
         self._sample()
 
     def _sample(self) -> int:
-        resident = resident_bytes()
+        resident = resident_size()
         self.peak = max(self.peak, resident)
         self.crawler.stats.max_value("veille/memory/peak_mb", self.peak // MIB)
         return resident
