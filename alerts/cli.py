@@ -25,6 +25,7 @@ from alerts.rules import AlertRule, RuleSet, load_rules
 from alerts.run import ensure_indices, run_alerts
 from veille.article import utcnow
 from veille.cli_support import client_or_exit, config_or_exit, env_or_exit, err, fail, out
+from veille.search import merge_marks
 
 app = typer.Typer(help="Keyword email alerts (rules in config/alerts.yaml).", no_args_is_help=True)
 
@@ -134,7 +135,9 @@ def test_rule(
             "translated_title": hit["_source"].get("translation", {}).get("en", {}).get("title"),
             "url": hit["_source"].get("canonical_url"),
             "matched": " … ".join(
-                fragment.replace(MARK_START, "«").replace(MARK_END, "»")
+                merge_marks(fragment, MARK_START, MARK_END)
+                .replace(MARK_START, "«")
+                .replace(MARK_END, "»")
                 for fragments in hit.get("highlight", {}).values()
                 for fragment in fragments[:1]
             ),

@@ -65,9 +65,10 @@ VEILLE_SITEMAP_OVERLAP = "1h"
 # phrases go in one query.
 VEILLE_SEARCH_TIMESPAN = "1d"
 VEILLE_SEARCH_TERMS_PER_QUERY = 8
-# Broad feeds and news sitemaps (fewer than VEILLE_BROAD_FEED_SHARE of the entries mention a topic
-# term): an entry whose title and summary hold at least VEILLE_PREFILTER_MIN_WORDS words and no
-# topic term is not fetched. 0 turns this off.
+# Broad feeds and news sitemaps (fewer than VEILLE_BROAD_FEED_SHARE of the entries mention a
+# topic): an entry whose title and summary hold at least VEILLE_PREFILTER_MIN_WORDS words and that
+# no topic rule matches, even with its NEARs loosened (veille/discovery.py), is not fetched.
+# 0 turns this off.
 VEILLE_PREFILTER_MIN_WORDS = 12
 VEILLE_BROAD_FEED_SHARE = 0.5
 COOKIES_ENABLED = False

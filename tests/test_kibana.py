@@ -216,6 +216,9 @@ def test_analysts_get_the_promised_data_views_searches_and_dashboards():
     assert query("Syndicated copies") == "duplicate_of : *"
     translated = by_title[("search", "French and Spanish coverage with translation")]
     assert "translation.en.title" in translated["attributes"]["columns"]
+    for title in ("All coverage", "French and Spanish coverage with translation"):
+        # why each article is on topic: the rule that matched (mapped: the test above checks)
+        assert "relevance.rule" in by_title[("search", title)]["attributes"]["columns"]
 
     def panels(title: str) -> set[str]:
         dashboard = by_title[("dashboard", title)]
