@@ -84,6 +84,10 @@ class IndexNames:
     def verdicts(self) -> str:
         return f"{self.prefix}-verdicts"
 
+    @property
+    def stations(self) -> str:
+        return f"{self.prefix}-stations"
+
 
 def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch:
     """A client for the configured cluster. TLS is verified unless told otherwise."""
