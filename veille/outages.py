@@ -64,7 +64,8 @@ def report_crawl_es_outage(
         counters, log, "Elasticsearch", error,
         f"the articles it cannot store are kept in the spool {spool_dir(data_dir)} and stored "
         "when the next crawl opens (or by `veille spool replay`); meanwhile copies and story "
-        "clusters are judged without the index",
+        "clusters are judged without the index, and station register updates wait for "
+        "`veille stations update`",
     )  # fmt: skip
 
 
