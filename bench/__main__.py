@@ -2,6 +2,7 @@
 
     python -m bench all [--quick] [--articles N] [--memory 1000,10000] [--sample K]
     python -m bench profile [--articles N]
+    python -m bench hostile [--before main] [--quick]   # see bench/hostile.py
 
 In:  a local Elasticsearch (``VEILLE_ES_URL``, else ``scripts/es-local start``); nothing else.
 Out: a table on stdout (and ``--json PATH``):
@@ -530,8 +531,14 @@ def parse_cpus(parser: argparse.ArgumentParser, text: str | None) -> set[int] | 
 
 
 def main(argv: list[str] | None = None) -> None:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["hostile"]:  # its own options (bench/hostile.py)
+        from bench.hostile import main as hostile
+
+        hostile(arguments[1:])
+        return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["all", "profile"])
+    parser.add_argument("command", choices=["all", "profile", "hostile"])
     parser.add_argument("--quick", action="store_true", help="small sizes: under two minutes")
     parser.add_argument("--articles", type=int, help="articles in the timed crawl (2000)")
     parser.add_argument("--memory", help="crawl sizes compared for memory (1000,10000)")

@@ -6,7 +6,8 @@ Out: :class:`Extracted` with title, text, authors, publication time, canonical U
 
 The body is extracted by trafilatura. Publication time comes first from the page's own metadata
 (``article:published_time``, JSON-LD ``datePublished``, ``<time datetime>``) because those carry
-the hour and zone that trafilatura's date-only value lacks.
+the hour and zone that trafilatura's date-only value lacks. JSON-LD blocks over
+:data:`JSON_LD_MAX_CHARS`, or nested deeper than Python's recursion limit, are not read.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ _PUBLISHED_META = (
     "publish-date",
     "sailthru.date",
 )
+
+
+# JSON-LD blocks longer than this are not read: an article's is a few kilobytes, and a parsed
+# megabyte of JSON can take 30 MB of memory.
+JSON_LD_MAX_CHARS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -84,9 +90,11 @@ def parse_datetime(value: str | None) -> datetime | None:
 def _json_ld_articles(tree: lxml.html.HtmlElement) -> list[dict]:
     found: list[dict] = []
     for script in tree.xpath('//script[@type="application/ld+json"]/text()'):
+        if len(script) > JSON_LD_MAX_CHARS:
+            continue
         try:
             data = json.loads(script)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
             continue
         stack = data if isinstance(data, list) else [data]
         while stack:
@@ -180,6 +188,8 @@ def extract_article(
             include_comments=False,
             favor_precision=options.favor_precision,
         )
+    except MemoryError:  # past the worker's memory limit: crawler/limits.py refuses the page
+        raise
     except Exception as exc:  # trafilatura and htmldate trip on some hostile markup (<svg> alone)
         return NotAnArticle(f"extraction_failed: {exc.__class__.__name__}: {exc}")
     if document is None or not (document.text or "").strip():

@@ -7,6 +7,7 @@ one run with ``veille crawl --set NAME=VALUE`` (or ``scrapy crawl -s NAME=VALUE`
 
 import os
 
+from crawler.extensions.memory_ceiling import default_memory_limit_mb
 from veille.config import config_dir
 from veille.distributed import RedisKeys
 
@@ -35,7 +36,8 @@ AUTOTHROTTLE_TARGET_CONCURRENCY = 1.5
 
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
-DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+# No warning for bodies between a "warn size" and DOWNLOAD_MAXSIZE (Scrapy's default, 32 MiB, is
+# above it): a body over the limit is refused and logged once (crawler/middlewares/skips.py).
 REDIRECT_MAX_TIMES = 5
 RETRY_TIMES = 2
 # Retries wait (crawler/middlewares/backoff.py): a Retry-After on 429/503 pauses the whole site
@@ -96,9 +98,25 @@ VEILLE_CONFIG = str(config_dir())
 VEILLE_LANGUAGES = ["fr", "en", "es"]
 # Pages with fewer words than this are not articles (section fronts, contact pages).
 VEILLE_MIN_WORDS = 80
-# Worker processes that extract articles (trafilatura), so every core works; 0 extracts in a
-# thread of the crawl process (crawler/extraction_pool.py).
+# Worker processes that parse what publishers send (pages with trafilatura, feeds, sitemaps,
+# search answers), so every core works; 0 parses in a thread of the crawl process, without the
+# bounds below (crawler/extraction_pool.py).
 VEILLE_EXTRACT_PROCESSES = os.cpu_count() or 1
+# Bounds on each parse in a worker (crawler/limits.py): the memory it may add (MiB) and its CPU
+# time, VEILLE_PARSE_TIME_BASE + VEILLE_PARSE_TIME_PER_MB seconds per MiB of input: about three
+# times the slowest ordinary input measured per MiB (a long article page, an Atom feed with XHTML
+# content: 1 to 1.3 s/MiB here), and 2 s for any input, so that a busy machine, on which CPU time
+# stretches too, does not refuse a small page. A parse past them is refused (too_large,
+# too_slow), counted and logged once.
+VEILLE_PARSE_MEMORY_MB = 256
+VEILLE_PARSE_TIME_BASE = 2.0
+VEILLE_PARSE_TIME_PER_MB = 3.0
+# Memory ceiling of the crawl process in MiB (crawler/extensions/memory_ceiling.py): past it the
+# crawl stops cleanly and its run is recorded as failed, reason memory. Default: the environment
+# variable of the same name, else a quarter of the machine's (or container's) memory, between
+# 1024 and 4096; 0 turns it off. Checked every VEILLE_MEMORY_CHECK_INTERVAL seconds.
+VEILLE_MEMORY_LIMIT_MB = int(os.environ.get("VEILLE_MEMORY_LIMIT_MB") or default_memory_limit_mb())
+VEILLE_MEMORY_CHECK_INTERVAL = 1.0
 # Outputs of one callback processed at once. Scrapy starts this many asyncio tasks for every
 # response (default 100); an article page yields one item, a feed page a few dozen requests.
 CONCURRENT_ITEMS = 8
@@ -151,6 +169,8 @@ VEILLE_RESUME = True
 DUPEFILTER_CLASS = "crawler.resume.RunDupeFilter"
 
 EXTENSIONS = {
+    # Before StatsFile: its last memory sample is in the stats that file gets.
+    "crawler.extensions.memory_ceiling.MemoryCeiling": 490,
     "crawler.extensions.stats_file.StatsFile": 500,
     "crawler.extensions.gc_tuning.GcTuning": 510,
 }
@@ -162,8 +182,9 @@ VEILLE_GC_THRESHOLD = 7000
 
 # SSRF guard (crawler/middlewares/ssrf.py): loopback, private, link-local, multicast and reserved
 # addresses are refused, whatever their spelling, before robots.txt is even asked.
-# Downloads that cannot be used (redirect loops, pages over DOWNLOAD_MAXSIZE) are skipped and
-# counted by crawler/middlewares/skips.py, which sees responses before the redirect middleware.
+# Downloads that cannot be used (redirect loops, redirects to javascript: and other schemes,
+# bodies over DOWNLOAD_MAXSIZE, compressed or not) are skipped and counted by
+# crawler/middlewares/skips.py, which sees responses before the redirect middleware.
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.ssrf.SsrfGuard": 50,
     "crawler.middlewares.skips.DownloadSkips": 650,
@@ -174,7 +195,12 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.backoff.BackoffRetry": 550,
     "crawler.middlewares.conditional.ConditionalRequests": 560,
+    # Scrapy's decompression, with bombs counted as too_large (crawler/middlewares/skips.py).
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+    "crawler.middlewares.skips.BoundedDecompression": 590,
 }
+# Requests that give up after their retries are reported once, at WARNING, by their errback.
+RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"
 # CIDR ranges the guard allows anyway (comma-separated); the VEILLE_ALLOWED_NETWORKS environment
 # variable adds to them. Tests allow 127.0.0.1/32 for their fixture sites.
 VEILLE_ALLOWED_NETWORKS: list[str] = []

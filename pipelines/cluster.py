@@ -39,6 +39,7 @@ from veille.clusters import Assignment, ClusterSettings, StoryClusters
 from veille.config import ConfigError, Environment, parse_duration
 from veille.es import IndexNames, make_client, setup_indices
 from veille.minhash import Scheme
+from veille.outages import report_crawl_es_outage
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class ClusterStage(Stage):
         try:
             await in_thread(self._ensure_indices)
         except (ApiError, TransportError) as exc:
-            logger.error("Elasticsearch not ready (%s); articles get their own clusters", exc)
+            report_crawl_es_outage(self.stats, logger, exc, self.env.data_dir)
 
     def _ensure_indices(self) -> None:
         if not self.client.indices.exists_alias(name=self.claims_index):
@@ -117,7 +118,7 @@ class ClusterStage(Stage):
             assignment = await self.batches.submit(article)
         except (ApiError, TransportError, RuntimeError) as exc:
             self.count("clusters/lookup_failed")
-            logger.warning("cluster look-up failed for %s: %s", article.url, exc)
+            report_crawl_es_outage(self.stats, logger, exc, self.env.data_dir)
             article.cluster_id, article.duplicate_of = article.id, None
             return article
         if assignment.kind == "duplicate":

@@ -32,6 +32,7 @@ from pipelines.base import MicroBatcher, Stage, batch_limits
 from veille.article import Article
 from veille.config import Environment
 from veille.es import IndexNames, make_client
+from veille.outages import report_crawl_es_outage
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +83,9 @@ class DedupeStage(Stage):
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
-        env = Environment.from_env()
-        self.client = make_client(env)
-        self.index = IndexNames(env.index_prefix).articles
+        self.env = Environment.from_env()
+        self.client = make_client(self.env)
+        self.index = IndexNames(self.env.index_prefix).articles
         self.seen_ids: set[str] = set()
         self.seen_hashes: set[str] = set()
         size, wait = batch_limits(
@@ -106,7 +107,7 @@ class DedupeStage(Stage):
             reason = await self.batches.submit(article)
         except (ApiError, TransportError, RuntimeError) as exc:
             self.count("dedupe/lookup_failed")
-            logger.warning("duplicate look-up failed for %s: %s", article.url, exc)
+            report_crawl_es_outage(self.stats, logger, exc, self.env.data_dir)
             reason = None
         if reason:
             self.drop(article, reason, "already indexed")

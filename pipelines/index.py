@@ -30,6 +30,7 @@ from pipelines.base import Stage, in_thread
 from veille.article import Article
 from veille.config import Environment
 from veille.es import IndexNames, make_client, setup_indices
+from veille.outages import report_crawl_es_outage
 from veille.spool import Spool, replay
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class IndexStage(Stage):
         try:
             await in_thread(self._ensure_index)
         except (ApiError, TransportError) as exc:
-            logger.error("Elasticsearch not ready (%s); articles will be spooled", exc)
+            self.outage(exc)
         else:
             await in_thread(self._replay)
         self.loop = task.LoopingCall(self._flush_soon)
@@ -130,11 +131,14 @@ class IndexStage(Stage):
                 else:
                     retry.append(doc)
         except (ApiError, TransportError) as exc:
-            logger.error("bulk indexing failed (%s); spooling %d articles", exc, len(documents))
+            self.outage(exc)
             retry = documents
         if retry:
             self.spool.add([_with_id(doc) for doc in retry])
             self.count("spooled", len(retry))
+
+    def outage(self, error: BaseException) -> None:
+        report_crawl_es_outage(self.stats, logger, error, self.env.data_dir)
 
     async def close_spider(self) -> None:
         if self.loop and self.loop.running:
@@ -142,3 +146,7 @@ class IndexStage(Stage):
         await self.flush()
         self.spool.close()
         self.client.close()
+        spooled = self.stats.get_value("veille/spooled", 0)
+        if spooled:
+            logger.info("%d articles of this crawl were kept in the spool %s", spooled,
+                        self.spool.path)  # fmt: skip

@@ -26,6 +26,7 @@ from veille.article import Article
 from veille.config import Environment, cached_config
 from veille.es import IndexNames, make_client, setup_indices
 from veille.events import EventRules
+from veille.outages import report_crawl_es_outage
 from veille.stations import PENDING, REGISTERED, Register, RegisterConflict
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class StationsStage(Stage):
         try:
             await in_thread(self._ensure_index)
         except (ApiError, TransportError) as exc:
-            logger.error("Elasticsearch not ready (%s); register updates will be pending", exc)
+            report_crawl_es_outage(self.stats, logger, exc, self.env.data_dir)
 
     def _ensure_index(self) -> None:
         if not self.client.indices.exists_alias(name=self.register.index):
@@ -74,7 +75,10 @@ class StationsStage(Stage):
             created = await self.batches.submit((article.id, article.to_document()))
         except (ApiError, TransportError, RegisterConflict, RuntimeError) as exc:
             self.count("stations/pending")
-            logger.warning("register update failed for %s (%s); pending", article.url, exc)
+            if isinstance(exc, ApiError | TransportError):  # once per crawl, not per article
+                report_crawl_es_outage(self.stats, logger, exc, self.env.data_dir)
+            else:
+                logger.warning("register update failed for %s (%s); pending", article.url, exc)
             article.stations_status = PENDING
             return article
         article.stations_status = REGISTERED

@@ -113,6 +113,11 @@ def test_elasticsearch_down_mid_crawl_loses_no_article_and_indexes_none_twice(
     assert later and first["indexed"] == len(wanted - later)
     assert first["spooled"] == len(later), first
     assert sum(f.stat().st_size > 0 for f in pending(data_dir)) == 1
+    # one WARNING says what is down and where the articles went; no traceback, no ERROR
+    log = crawl.stderr.read_text(errors="replace")
+    [warning] = [line for line in log.splitlines() if "unreachable" in line]
+    assert "Elasticsearch unreachable" in warning and f"spool {data_dir / 'spool'}" in warning
+    assert "Traceback" not in log and " ERROR: " not in log, log[-3000:]
 
     node.start()
     stats_file = tmp_path / "second-stats.json"

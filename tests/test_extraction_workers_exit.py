@@ -25,10 +25,11 @@ pool = ExtractionPool(2, ExtractionOptions(min_words=5))
 page = "<html><head><title>Postes de police</title></head><body><article><h1>Postes</h1>"
 page += "<p>Un article sur les postes de police chinois a l'etranger, lu par un worker.</p>" * 8
 page += "</article></body></html>"
-result = pool.executor.submit(extract_page, page, "https://example.org/a", pool.options).result()
+result, _ = pool.run_blocking(extract_page, page, "https://example.org/a", pool.options,
+                              size=len(page))
 print(json.dumps({
     "title": result.title,
-    "workers": list(pool.executor._processes),
+    "workers": pool.worker_pids(),
     "forkserver": multiprocessing.forkserver._forkserver._forkserver_pid,
 }), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)

@@ -140,14 +140,14 @@ if __name__ == "__main__":
     second = ExtractionPool.shared(2, ExtractionOptions())
     assert first is second
     page = Path(sys.argv[2]).read_text(encoding="utf-8")
-    result = first.executor.submit(
+    result, _ = first.run_blocking(
         __import__("crawler.extraction_worker").extraction_worker.extract_page,
-        page, "http://127.0.0.1/a.html",
-    ).result()
+        page, "http://127.0.0.1/a.html", size=len(page),
+    )
     first.close()
-    print("open after one close:", first.executor is not None)
+    print("open after one close:", bool(first.worker_pids()))
     second.close()
-    print("open after both:", first.executor is not None)
+    print("open after both:", bool(first.worker_pids()))
     print("language:", result.language)
 """
 

@@ -17,7 +17,7 @@ from veille.health import record_run
 from veille.runs import CrawlRun, RunSettings, keep_pending, pending_dir, store_run
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
-SETTINGS = RunSettings(quiet_after_runs=2)
+SETTINGS = RunSettings(failing_after_runs=2)
 
 
 def _run(source: str, n: int, status: str = "success") -> CrawlRun:

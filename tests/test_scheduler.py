@@ -430,39 +430,50 @@ def test_editing_sources_and_restarting_adds_changes_and_removes_jobs(workspace)
         assert line in log
 
 
-def test_source_that_stops_publishing_is_flagged_quiet_and_the_operator_is_emailed_once(
+def test_source_that_stops_publishing_is_flagged_quiet_after_several_usual_gaps_and_emailed_once(
     newsroom, es, workspace
 ):
-    newsroom.publish("le-veilleur", "fading.xml", newsroom.on_topic("le-veilleur")[:2])
+    """An outlet that published every 10 seconds, then nothing: its unchanged feed (304) is not
+    quiet within three of its usual gaps (30 s), and is quiet after them; one email."""
+    [page] = newsroom.on_topic("le-veilleur")[:1]
+    newest = datetime.now(UTC).replace(microsecond=0)
+    items = "".join(
+        f"<item><title>{escape(page['title'])} ({n})</title><link>{{{{BASE}}}}{page['path']}</link>"
+        f"<guid>{n}</guid><pubDate>{format_datetime(newest - timedelta(seconds=10 * n))}</pubDate>"
+        "</item>"
+        for n in range(8)
+    )
+    path = newsroom.root / "le-veilleur" / "fading.xml"
+    path.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>fading</title>'
+        f"<link>{{{{BASE}}}}/</link><description>news</description>{items}</channel></rss>",
+        encoding="utf-8",
+    )
     write_sources(workspace["config"], [
         _source("fading", newsroom.feed_url("le-veilleur", "fading.xml"), "3s"),
     ])  # fmt: skip
     prefix = workspace["prefix"]
     with SmtpServer() as smtp:
         operator = {**smtp.env(), "VEILLE_OPERATOR_EMAIL": "ops@example.org",
-                    "VEILLE_QUIET_AFTER_RUNS": "2"}  # fmt: skip
+                    "VEILLE_QUIET_MIN": "1s"}  # fmt: skip
         with scheduler_running(workspace, **operator) as scheduler:
-            wait_until(lambda: successes(es, prefix, "fading"), 90, "a first run", scheduler)
-            newsroom.publish("le-veilleur", "fading.xml", [])
             wait_until(
-                lambda: len([r for r in successes(es, prefix, "fading") if r["entries"] == 0]) >= 3,
-                120, "three runs without entries", scheduler,
+                lambda: [r for r in successes(es, prefix, "fading") if r["flags"] == ["quiet"]],
+                120, "a quiet run", scheduler,
             )  # fmt: skip
             assert scheduler.stop() == 0
         messages = smtp.messages
 
     runs = successes(es, prefix, "fading")
-    quiet_runs = [r for r in runs if r["entries"] == 0]
-    assert runs[0]["entries"] == 2 and runs[0]["flags"] == []
-    assert quiet_runs[0]["flags"] == []
-    assert all(r["flags"] == ["quiet"] for r in quiet_runs[1:])
-    assert quiet_runs[1]["baseline_entries"] == 2
+    assert runs[0]["entries"] == 8 and runs[0]["usual_gap_s"] == 10
+    silent = {r["run_id"]: (at(r["started_at"]) - newest).total_seconds() for r in runs}
+    for run in runs:
+        assert run["flags"] == (["quiet"] if silent[run["run_id"]] > 30 else []), run
+    assert [r for r in runs if r["not_modified"] and not r["flags"]], "no 304 within the gaps"
     assert len(messages) == 1
     assert messages[0]["To"] == "ops@example.org"
     assert messages[0]["Subject"] == "[veille] source fading: went quiet"
-    assert "no feed entries in the last 2 runs; it used to have 2 per run" in (
-        messages[0].get_content()
-    )
+    assert "it used to publish about every 10 seconds" in messages[0].get_content()
 
     shown = run_veille("runs", "--source", "fading", env=workspace["env"])
     assert shown.returncode == 0, shown.stderr

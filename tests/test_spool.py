@@ -171,3 +171,25 @@ def test_a_spool_write_is_on_disk_before_the_process_dies(tmp_path: Path):
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, check=False)
     [path] = pending(tmp_path)
     assert json.loads(path.read_text())["title"] == "x" * 100000
+
+
+def test_threads_spooling_at_once_when_elasticsearch_goes_down_lose_nothing(tmp_path: Path):
+    """Two index flushes meet the outage together: one file, every article in it, whole lines."""
+    import threading
+
+    spool = Spool(tmp_path, "feeds")
+    start = threading.Barrier(8)
+
+    def flush(n: int) -> None:
+        start.wait()
+        spool.add([{"_id": f"{n}-{k}", "title": "x" * 5000} for k in range(20)])
+
+    threads = [threading.Thread(target=flush, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spool.close()
+    [path] = pending(tmp_path)
+    kept = [json.loads(line)["_id"] for line in path.read_text(encoding="utf-8").splitlines()]
+    assert sorted(kept) == sorted(f"{n}-{k}" for n in range(8) for k in range(20))

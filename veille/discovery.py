@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import math
 import re
@@ -30,10 +29,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import feedparser
 from lxml import etree
 
 from veille.config import Topic
+from veille.feeds import entry_time, parse_feed
 from veille.query import AnyOf, Group, Near, Node, Term
 from veille.textmatch import Pattern, StemIndex
 from veille.topics import TopicJudge
@@ -265,6 +264,8 @@ def parse_gdelt(body: bytes) -> list[Found]:
     """
     try:
         data = json.loads(body.decode("utf-8", "replace") or "{}")
+    except RecursionError as exc:
+        raise DiscoveryError("GDELT answered JSON nested too deeply to read") from exc
     except json.JSONDecodeError as exc:
         message = " ".join(body.decode("utf-8", "replace").split())[:200]
         raise DiscoveryError(f"GDELT did not answer JSON: {message!r}") from exc
@@ -280,27 +281,10 @@ def parse_gdelt(body: bytes) -> list[Found]:
     return found
 
 
-def _parse_feed_bytes(body: bytes, content_type: str = "") -> Any:
-    """feedparser's reading of a feed body, with the response's Content-Type.
-
-    A stream, never the bytes themselves: feedparser treats a bytes argument naming an
-    existing local file as that file.
-    """
-    return feedparser.parse(io.BytesIO(body), response_headers={"content-type": content_type})
-
-
-def entry_time(entry: Any) -> datetime | None:
-    """A feed entry's publication (or update) time in UTC."""
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-    if not parsed:
-        return None
-    return datetime(*parsed[:6], tzinfo=UTC)
-
-
 def parse_news_rss(body: bytes, content_type: str = "") -> list[Found]:
     """Results of a news-search RSS answer (Google News, Bing News), links resolved."""
     try:
-        parsed = _parse_feed_bytes(body, content_type)
+        parsed = parse_feed(body, content_type)
     except Exception as exc:  # feedparser's own failures on hostile bytes
         raise DiscoveryError(f"news search RSS not readable: {exc}") from exc
     if parsed.bozo and not parsed.entries:

@@ -104,7 +104,8 @@ def push_source_job(source: Source, env: Environment, url: str) -> None:
     try:
         added = push_sources(client, RedisKeys(env.index_prefix), [source])
     except redis.RedisError as exc:
-        logger.error("crawl %s not queued: Redis at %s: %s", source.name, url, exc)
+        logger.warning("crawl %s not queued: Redis at %s unreachable (%s); the next tick of "
+                       "its schedule pushes it again", source.name, url, exc)  # fmt: skip
         return
     finally:
         client.close()

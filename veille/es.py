@@ -22,6 +22,7 @@ from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
 
 from veille.config import Environment
+from veille.outages import quiet_client_logs
 
 INDEX_CONFIG = Path(__file__).resolve().parent.parent / "index_config"
 
@@ -106,6 +107,9 @@ def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch
         if env.es_ca_certs:
             kwargs["ca_certs"] = env.es_ca_certs
     kwargs.update(options)
+    # The client logs each failed attempt of each request with a traceback; callers report an
+    # outage once (veille/outages.py).
+    quiet_client_logs()
     return Elasticsearch(env.es_url, **kwargs)
 
 

@@ -1,10 +1,16 @@
 """Crawl runs: one source crawled in its own ``scrapy crawl`` subprocess, timed, and recorded.
 
 In:  a configured :class:`~veille.config.Source`, the environment, :class:`RunSettings` (time
-     limit, stop grace, quiet threshold) and optional Scrapy setting overrides.
-Out: a :class:`CrawlRun` (status ``success``, ``failed``, ``timeout`` or ``stopped``, exit code,
-     the crawl's own Scrapy stats) stored in the ``<prefix>-crawls`` index with its health flags
-     (see :mod:`veille.health`), and the queries behind ``veille runs``.
+     limit, stop grace, health thresholds) and optional Scrapy setting overrides.
+Out: a :class:`CrawlRun` (status ``success``, ``no_feed``, ``failed``, ``timeout`` or
+     ``stopped``, the ``reason`` when it is not ``success``, exit code, the crawl's own Scrapy
+     stats) stored in the ``<prefix>-crawls`` index with its health flags (see
+     :mod:`veille.health`), and the queries behind ``veille runs``.
+
+A crawl that finished without reading any of its source's feeds (sitemaps, search answers) — each
+was refused, malformed or failed, none answered ``304 Not Modified`` — is ``no_feed``, with each
+feed and why in ``problems`` and ``reason``. A crawl stopped at its memory ceiling
+(``crawler/extensions/memory_ceiling.py``) is ``failed`` with the reason ``memory``.
 
 The subprocess writes its stats to ``<data>/runs/<run_id>.json`` (the ``VEILLE_STATS_FILE``
 extension) and its log to ``<data>/logs/<source>/<run_id>.log``. A crawl past its time limit gets
@@ -44,6 +50,10 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS_KEPT_PER_SOURCE = 20
+# Stat families of the three kinds of listing (crawler/spiders/): feeds, sitemaps, search answers.
+LISTINGS = ("feeds", "sitemaps", "search")
+# Statuses of runs that did not succeed, as `veille runs --failed` lists them.
+NOT_SUCCEEDED = ("failed", "timeout", "no_feed")
 
 
 def env_duration(name: str, default: str) -> timedelta:
@@ -71,26 +81,41 @@ class RunSettings:
     ``VEILLE_CRAWL_TIME_LIMIT`` (default 30m): a crawl still running then is stopped (``timeout``);
     a source's own ``time_limit`` (``sources.yaml``) replaces it for that source.
     ``VEILLE_CRAWL_STOP_GRACE`` (default 30s): time between SIGTERM and SIGKILL.
-    ``VEILLE_QUIET_AFTER_RUNS`` (default 3): runs in a row without entries (or failing) before a
-    source is flagged.
+    ``VEILLE_FAILING_AFTER_RUNS`` (default 3): runs in a row that failed, timed out or read no
+    feed before a source is flagged ``failing``.
+    ``VEILLE_QUIET_GAPS`` (default 3) and ``VEILLE_QUIET_MIN`` (default 12h): a source is
+    ``quiet`` when its newest entry is older than this many of its usual gaps between entries,
+    and older than the minimum (see :mod:`veille.health`).
     """
 
     time_limit: timedelta = timedelta(minutes=30)
     stop_grace: timedelta = timedelta(seconds=30)
-    quiet_after_runs: int = 3
+    failing_after_runs: int = 3
+    quiet_gaps: int = 3
+    quiet_min: timedelta = timedelta(hours=12)
 
     @classmethod
     def from_env(cls) -> RunSettings:
         return cls(
             time_limit=env_duration("VEILLE_CRAWL_TIME_LIMIT", "30m"),
             stop_grace=env_duration("VEILLE_CRAWL_STOP_GRACE", "30s"),
-            quiet_after_runs=env_int("VEILLE_QUIET_AFTER_RUNS", 3),
+            failing_after_runs=env_int("VEILLE_FAILING_AFTER_RUNS", 3),
+            quiet_gaps=env_int("VEILLE_QUIET_GAPS", 3),
+            quiet_min=env_duration("VEILLE_QUIET_MIN", "12h"),
         )
 
 
 @dataclass
 class CrawlRun:
-    """One crawl of one source, as stored in ``<prefix>-crawls`` (every field is mapped)."""
+    """One crawl of one source, as stored in ``<prefix>-crawls`` (every field is mapped).
+
+    ``feeds_read`` counts the source's listings read (feeds, sitemaps or search answers),
+    ``not_modified`` those that answered ``304``, ``feeds_failed`` those that could not be used;
+    ``problems`` says which and why (``url``, ``kind``: ``malformed``, ``not_a_feed`` or
+    ``failed``, ``detail``). ``entry_times`` are the newest publication times listed,
+    ``newest_entry_at`` the newest of them, ``usual_gap_s`` the source's usual gap between
+    entries when the run was judged (:mod:`veille.health`).
+    """
 
     run_id: str
     source: str
@@ -100,11 +125,14 @@ class CrawlRun:
     ended_at: datetime | None = None
     duration_s: float = 0.0
     status: str = "failed"
+    reason: str | None = None
     exit_code: int | None = None
     finish_reason: str | None = None
     entries: int = 0
     feeds_read: int = 0
+    not_modified: int = 0
     feeds_failed: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)
     pages_fetched: int = 0
     responses: int = 0
     extracted: int = 0
@@ -114,6 +142,10 @@ class CrawlRun:
     errors: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     dropped_total: int = 0
+    entry_times: list[str] = field(default_factory=list)
+    newest_entry_at: str | None = None
+    usual_gap_s: float | None = None
+    peak_memory_mb: float | None = None
     flags: list[str] = field(default_factory=list)
     notified: list[str] = field(default_factory=list)
     baseline_entries: float | None = None
@@ -126,12 +158,20 @@ class CrawlRun:
         def value(key: str) -> int:
             return int(stats.get(key, 0) or 0)
 
+        def total(*names: str) -> int:
+            return sum(value(f"veille/{kind}/{name}") for kind in LISTINGS for name in names)
+
         self.finish_reason = stats.get("finish_reason")
         self.entries = sum(
             int(v) for k, v in stats.items() if k.startswith("veille/") and k.endswith("/entries")
         )
-        self.feeds_read = value("veille/feeds/read")
-        self.feeds_failed = value("veille/feeds/failed")
+        self.feeds_read = total("read")
+        self.not_modified = total("not_modified")
+        self.feeds_failed = total("failed", "malformed", "not_a_feed", "unreadable")
+        self.problems = list(stats.get("veille/problems") or [])
+        self.entry_times = list(stats.get("veille/entry_times") or [])
+        self.newest_entry_at = self.entry_times[-1] if self.entry_times else None
+        self.peak_memory_mb = stats.get("veille/memory/peak_mb")
         self.pages_fetched = value("veille/pages_fetched")
         self.responses = value("downloader/response_count")
         self.extracted = value("veille/extracted")
@@ -147,6 +187,18 @@ class CrawlRun:
         self.duplicates = value("veille/index/already_present") + sum(
             v for k, v in self.dropped.items() if k.startswith("duplicate")
         )
+
+    @property
+    def read_nothing(self) -> bool:
+        """No listing was read or answered 304, and at least one could not be used."""
+        return not self.feeds_read and not self.not_modified and bool(self.problems)
+
+    def problem_summary(self, limit: int = 3) -> str:
+        """``<url>: <detail>`` for the first ``limit`` problems, and how many more."""
+        shown = [f"{p['url']}: {p['kind'].replace('_', ' ')}: {p['detail']}" for p in
+                 self.problems[:limit]]  # fmt: skip
+        more = len(self.problems) - limit
+        return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
     def document(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -317,19 +369,35 @@ def run_crawl(
     if stats_file.exists():
         run.add_stats(json.loads(stats_file.read_text(encoding="utf-8")))
         stats_file.unlink()
-    if timed_out:
-        run.status = "timeout"
-        run.message = f"stopped at the time limit of {settings.time_limit}"
-    elif _running.stopping.is_set():
-        run.status = "stopped"
-        run.message = "stopped by the scheduler's shutdown"
-    elif run.exit_code == 0 and run.finish_reason == "finished":
-        run.status = "success"
-    else:
-        run.status = "failed"
-        run.message = _log_tail(log_file)
+    judge_outcome(run, timed_out, settings, log_file)
     prune_logs(log_file.parent)
     return run
+
+
+def judge_outcome(run: CrawlRun, timed_out: bool, settings: RunSettings, log_file: Path) -> None:
+    """Set the run's ``status``, ``reason`` and ``message`` from how its crawl ended."""
+    if timed_out:
+        run.status, run.reason = "timeout", "time limit"
+        run.message = f"stopped at the time limit of {settings.time_limit}"
+    elif _running.stopping.is_set():
+        run.status, run.reason = "stopped", "scheduler shutdown"
+        run.message = "stopped by the scheduler's shutdown"
+    elif run.finish_reason == "memory":
+        run.status, run.reason = "failed", "memory"
+        run.message = (
+            f"stopped at its memory ceiling (peak {run.peak_memory_mb or 0:.0f} MiB; "
+            "VEILLE_MEMORY_LIMIT_MB): what it had extracted was indexed or spooled"
+        )
+    elif run.exit_code == 0 and run.finish_reason == "finished":
+        if run.read_nothing:
+            run.status, run.reason = "no_feed", run.problem_summary()
+            run.message = "no feed of the source could be read: " + run.problem_summary(20)
+        else:
+            run.status = "success"
+    else:
+        run.status = "failed"
+        run.reason = f"exit code {run.exit_code}" if run.exit_code else run.finish_reason
+        run.message = _log_tail(log_file)
 
 
 # --- Storage and queries -----------------------------------------------------------------
@@ -417,12 +485,13 @@ def list_runs(
     failed_only: bool = False,
     limit: int = 20,
 ) -> list[dict]:
-    """Stored runs, newest first; ``failed_only`` keeps ``failed`` and ``timeout`` runs."""
+    """Stored runs, newest first; ``failed_only`` keeps ``failed``, ``timeout`` and ``no_feed``
+    runs."""
     filters: list[dict[str, Any]] = []
     if source:
         filters.append({"term": {"source": source}})
     if failed_only:
-        filters.append({"terms": {"status": ["failed", "timeout"]}})
+        filters.append({"terms": {"status": list(NOT_SUCCEEDED)}})
     response = client.search(
         index=index,
         size=limit,

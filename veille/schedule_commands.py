@@ -26,6 +26,7 @@ app = typer.Typer()
 
 STATUS_STYLE = {
     "success": "green",
+    "no_feed": "bold red",
     "failed": "bold red",
     "timeout": "bold red",
     "stopped": "yellow",
@@ -33,14 +34,13 @@ STATUS_STYLE = {
 
 
 def _crawls_index(env: Environment) -> tuple[Elasticsearch, str]:
-    """A reachable client and the crawls alias, created with the other indices if missing."""
+    """A reachable client and the crawls alias, with the indices and their mappings up to date
+    (a run record with a field the stored mapping lacks would be refused)."""
     from veille.es import IndexNames, setup_indices
 
     client = cli.client_or_exit(env)
-    index = IndexNames(env.index_prefix).crawls
-    if not client.indices.exists_alias(name=index):
-        setup_indices(client, env.index_prefix)
-    return client, index
+    setup_indices(client, env.index_prefix)
+    return client, IndexNames(env.index_prefix).crawls
 
 
 SetOption = Annotated[
@@ -92,7 +92,11 @@ def run_now(
     settings: SetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
 ) -> None:
-    """Crawl one source now, as the scheduler would (subprocess, time limit), and record it."""
+    """Crawl one source now, as the scheduler would (subprocess, time limit), and record it.
+
+    Exit status 1 when the run did not succeed: failed, timed out, or read none of the source's
+    feeds (``no_feed``).
+    """
     from veille.config import ConfigError
     from veille.health import record_run
     from veille.runs import CrawlNotStarted, RunSettings, run_crawl
@@ -122,6 +126,11 @@ def run_now(
             f"{run.indexed} indexed, {run.dropped_total} dropped"
             + (f"; flags: {', '.join(run.flags)}" if run.flags else "")
         )
+        for problem in run.problems:  # each feed that could not be used, and why
+            kind = problem["kind"].replace("_", " ")
+            cli.out.print(f"  {escape(problem['url'])}: {kind}: {escape(problem['detail'])}")
+        if run.reason and not run.problems:
+            cli.out.print(f"  reason: {escape(run.reason)}")
     if run.status != "success":
         raise typer.Exit(1)
 
@@ -129,9 +138,9 @@ def run_now(
 @app.command(name="runs")
 def runs_command(
     source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Only failed and timed-out runs.")] = (
-        False
-    ),
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only runs that failed, timed out or read no feed.")
+    ] = False,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

@@ -43,6 +43,7 @@ from alerts.rules import RULES_FILE, missing_rules_note
 from veille.config import Config, ConfigError, Environment, Schedule, parse_duration
 from veille.es import IndexNames, make_client
 from veille.health import record_run
+from veille.outages import quiet_client_logs
 from veille.runs import (
     CrawlNotStarted,
     RunSettings,
@@ -57,6 +58,8 @@ from veille.runs import (
 logger = logging.getLogger("veille.scheduler")
 
 JOBSTORE_FILE = "scheduler.sqlite"
+# Exit statuses of a maintenance task that mean "try again later" (veille/cli_support.py).
+OUTAGE_EXITS = {1: "its work stays pending", 3: "Elasticsearch or Redis unreachable"}
 CRAWL_PREFIX, TASK_PREFIX = "crawl:", "task:"
 
 
@@ -205,9 +208,10 @@ def crawl_job(source_name: str) -> None:
     finally:
         client.close()
     logger.info(
-        "crawl %s: %s in %.1fs (exit %s): %d entries, %d extracted, %d indexed%s",
+        "crawl %s: %s in %.1fs (exit %s): %d entries, %d extracted, %d indexed%s%s",
         source_name, run.status, run.duration_s, run.exit_code, run.entries, run.extracted,
         run.indexed, f"; flags: {', '.join(run.flags)}" if run.flags else "",
+        f"; reason: {run.reason}" if run.reason else "",
     )  # fmt: skip
 
 
@@ -226,6 +230,11 @@ def task_job(name: str, command: list[str]) -> None:
         return
     if _runtime.stopping.is_set() and exit_code and not timed_out:
         logger.info("task %s stopped by the shutdown", name)
+    elif exit_code in OUTAGE_EXITS and not timed_out:
+        # An outage (exit 3) or work left for the next pass (exit 1: an email stays pending):
+        # the task's log says what is down and what was kept; it runs again on its schedule.
+        logger.warning("task %s did not complete (exit %s: %s); see %s", name, exit_code,
+                       OUTAGE_EXITS[exit_code], log_file)  # fmt: skip
     elif timed_out or exit_code:
         logger.error("task %s %s (exit %s); see %s", name,
                      "timed out" if timed_out else "failed", exit_code, log_file)  # fmt: skip
@@ -377,7 +386,7 @@ def utc_logging() -> None:
     handler.setFormatter(formatter)
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    quiet_client_logs()
 
 
 def serve(config: Config, env: Environment, overrides: dict[str, str]) -> None:

@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -68,18 +69,22 @@ class Spool:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         self.path = self.directory / f"{stamp}-{name}-{os.getpid()}.jsonl"
         self._handle: IO[str] | None = None
+        # The index stage spools from several threads at once (two flushes when Elasticsearch
+        # goes down): one creates the file, and their lines never interleave.
+        self._writing = threading.Lock()
 
     def add(self, documents: list[dict[str, Any]]) -> None:
         """Keep documents for replay, in order; they are on disk when this returns."""
-        if self._handle is None:
-            # Locked before it gets its replayable name, so a replay never takes it half-made.
-            self.directory.mkdir(parents=True, exist_ok=True)
-            making = self.path.with_name(self.path.name + ".new")
-            self._handle = making.open("a", encoding="utf-8")
-            fcntl.flock(self._handle, fcntl.LOCK_EX)
-            os.replace(making, self.path)
-            fsync_dir(self.directory)
-        _write_lines(self._handle, documents)
+        with self._writing:
+            if self._handle is None:
+                # Locked before it gets its replayable name, so a replay never takes it half-made.
+                self.directory.mkdir(parents=True, exist_ok=True)
+                making = self.path.with_name(self.path.name + ".new")
+                self._handle = making.open("a", encoding="utf-8")
+                fcntl.flock(self._handle, fcntl.LOCK_EX)
+                os.replace(making, self.path)
+                fsync_dir(self.directory)
+            _write_lines(self._handle, documents)
 
     def dead_letter(self, document: dict[str, Any], reason: str) -> None:
         """Keep a document Elasticsearch refused for its content, with the reason."""
@@ -87,9 +92,10 @@ class Spool:
 
     def close(self) -> None:
         """Release the file: from now on a replay may take it."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        with self._writing:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
 
 
 def add_dead_letter(directory: Path, document: Any, reason: str) -> None:

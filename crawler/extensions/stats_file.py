@@ -37,6 +37,10 @@ class StatsFile:
         return extension
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
+        self.write(reason)
+
+    def write(self, reason: str) -> None:
+        """Write the stats as they are now, with ``finish_reason`` if none is set yet."""
         stats = {key: _plain(value) for key, value in self.crawler.stats.get_stats().items()}
         stats.setdefault("finish_reason", reason)
         self.path.parent.mkdir(parents=True, exist_ok=True)

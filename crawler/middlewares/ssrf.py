@@ -4,8 +4,8 @@ In:  every request the crawl is about to download (feeds, articles, robots.txt, 
      a redirect is a new request and comes through here again), every response, and every
      download error.
 Out: the request unchanged when its host is public; otherwise ``IgnoreRequest``, counted as
-     ``veille/dropped/blocked_address`` and logged once with the URL and the reason (requests
-     with an errback, such as feeds, are reported by it instead).
+     ``veille/dropped/blocked_address`` and logged once with the URL and the reason (a feed,
+     sitemap or search answer is reported by its spider's errback instead).
 
 The host is judged as an address whatever its spelling: IPv4 in dotted, decimal
 (``2130706433``), octal (``0177.0.0.1``), hexadecimal (``0x7f.1``) or short (``127.1``) form,
@@ -41,6 +41,7 @@ from scrapy.utils.datatypes import LocalCache
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.error import DNSLookupError
 
+from crawler.middlewares.skips import LISTING
 from pipelines.base import in_thread
 from veille.config import ConfigError
 
@@ -194,7 +195,7 @@ class SsrfGuard:
 
     def refuse(self, request: Request, reason: str) -> IgnoreRequest:
         self.crawler.stats.inc_value(STAT)
-        if request.errback is None:
+        if not request.meta.get(LISTING):  # a listing's errback reports it with its source
             logger.warning(
                 "refused %s: %s (allow a range with %s if this is intended)",
                 request.url, reason, SETTING,

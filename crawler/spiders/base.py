@@ -1,33 +1,51 @@
 """What every Veille spider shares: choosing its sources, skipping what is already indexed,
-and turning an article page into an Article item.
+parsing listings in the extraction workers, and turning an article page into an Article item.
 
 Spider argument ``source``: a source name, or ``all`` for every enabled source of the spider's
 type. Setting ``VEILLE_CONFIG``: the config folder.
+
+What a run record needs from the crawl goes into its stats: ``veille/problems``, one entry per
+feed, sitemap or search answer that could not be used (``url``, ``source``, ``kind``:
+``malformed``, ``not_a_feed`` or ``failed``, ``detail``); ``veille/entry_times``, the newest
+publication times listed (at most :data:`ENTRY_TIMES_KEPT`), from which the source's usual gap
+between new entries is learned (``veille/health.py``); ``veille/parse/max_cpu_s`` and
+``veille/parse/max_memory_mb``, the most a listing parse took in its worker.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import scrapy
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response, TextResponse
+from scrapy.spidermiddlewares.httperror import HttpError
 
 from crawler.extraction import ExtractionOptions, NotAnArticle
-from crawler.extraction_pool import ExtractionPool
+from crawler.extraction_pool import ExtractionPool, Usage
+from crawler.limits import ParseRefused
+from crawler.middlewares.skips import describe_failure
 from crawler.resume import use_job_dir
 from pipelines.base import in_thread
 from veille.article import Article, SourceRef
 from veille.config import Environment, Source, cached_config
 from veille.es import IndexNames, make_client
+from veille.outages import report_crawl_es_outage
 from veille.urls import canonicalize, domain_of
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ENTRY_TIMES_KEPT = 100
+# Pages refused at the parse limits or that killed their worker: a publisher's doing, or ours,
+# worth a WARNING; the other reasons (too short, no text) are routine.
+REFUSED_PAGES = ("too_large", "too_slow", "extraction_crashed")
 
 
 class VeilleSpider(scrapy.Spider):
@@ -65,13 +83,42 @@ class VeilleSpider(scrapy.Spider):
         )
         # Worker processes for extraction (VEILLE_EXTRACT_PROCESSES; 0: a thread here).
         self.extractor = ExtractionPool.from_settings(settings, self.extraction)
-        env = Environment.from_env()
-        self.es = make_client(env)
-        self.articles_index = IndexNames(env.index_prefix).articles
+        self.env = Environment.from_env()
+        self.es = make_client(self.env)
+        self.articles_index = IndexNames(self.env.index_prefix).articles
         self.skip_indexed = settings.getbool("VEILLE_SKIP_INDEXED", True)
 
     def count(self, key: str, value: int = 1) -> None:
         self.crawler.stats.inc_value(f"veille/{key}", value)
+
+    def record_problem(self, url: str, source: Source, kind: str, detail: str) -> None:
+        """Keep, for the run record, why a listing of ``source`` could not be used."""
+        problems = self.crawler.stats.get_value("veille/problems") or []
+        entry = {"url": url, "source": source.name, "kind": kind, "detail": detail[:500]}
+        self.crawler.stats.set_value("veille/problems", [*problems, entry])
+
+    def note_entry_times(self, times: Iterable[datetime | None]) -> None:
+        """Keep the newest publication times listed, for the source's usual gap (health)."""
+        known = set(self.crawler.stats.get_value("veille/entry_times") or [])
+        known.update(t.isoformat() for t in times if t is not None)
+        newest = sorted(known, key=datetime.fromisoformat)[-ENTRY_TIMES_KEPT:]
+        self.crawler.stats.set_value("veille/entry_times", newest)
+
+    async def parse_listing(self, func: Callable[..., T], *args: Any, size: int) -> T:
+        """``func(*args)`` in an extraction worker, within the parse limits for an input of
+        ``size`` bytes; raises :class:`~crawler.limits.ParseRefused` past them."""
+        try:
+            result, usage = await self.extractor.run(func, *args, size=size)
+        except ParseRefused as refused:
+            self._note_usage(refused.usage)
+            raise
+        self._note_usage(usage)
+        return result
+
+    def _note_usage(self, usage: Usage | None) -> None:
+        if usage is not None:
+            self.crawler.stats.max_value("veille/parse/max_cpu_s", round(usage.cpu_s, 2))
+            self.crawler.stats.max_value("veille/parse/max_memory_mb", round(usage.memory_mb, 1))
 
     def _indexed_urls(self, urls: list[str]) -> set[str]:
         response = self.es.search(
@@ -100,7 +147,7 @@ class VeilleSpider(scrapy.Spider):
             for start in range(0, len(wanted), 500):
                 known |= await in_thread(self._indexed_urls, wanted[start : start + 500])
         except (ApiError, TransportError) as exc:
-            logger.warning("could not ask the index which URLs are known: %s", exc)
+            report_crawl_es_outage(self.crawler.stats, logger, exc, self.env.data_dir)
             return wanted
         if known:
             self.count("skipped/already_indexed", len(known))
@@ -110,8 +157,23 @@ class VeilleSpider(scrapy.Spider):
         return scrapy.Request(
             url,
             callback=self.parse_article,
+            errback=self.page_failed,
             meta={"source": source, "via": via, **meta},
         )
+
+    def page_failed(self, failure: Any) -> None:
+        """An article page not fetched. A refusal by a middleware (the address guard, robots.txt,
+        the download skips) was counted and logged where it was made; an HTTP error answer
+        counts as ``dropped/http_error``, any other failure as ``dropped/fetch_failed``, each
+        logged once here."""
+        request = failure.request
+        url = request.meta.get("redirect_urls", [request.url])[0]
+        if failure.check(HttpError):
+            self.count("dropped/http_error")
+            logger.info("skipped %s: %s", url, describe_failure(failure)[1])
+        elif not failure.check(IgnoreRequest):
+            self.count("dropped/fetch_failed")
+            logger.warning("skipped %s: fetch_failed (%s)", url, describe_failure(failure)[1])
 
     async def parse_article(self, response: Response) -> AsyncIterator[Article]:
         source: Source = response.meta["source"]
@@ -124,7 +186,8 @@ class VeilleSpider(scrapy.Spider):
         if isinstance(result, NotAnArticle):
             reason = result.reason.split(":")[0]
             self.count(f"dropped/{reason}")
-            logger.info("skipped %s: %s", response.url, result.reason)
+            level = logging.WARNING if reason in REFUSED_PAGES else logging.INFO
+            logger.log(level, "skipped %s: %s", response.url, result.reason)
             return
         self.count("extracted")
         entry_date: datetime | None = response.meta.get("entry_published")

@@ -7,7 +7,8 @@ Out: one dict per source URL — ``source``, ``type``, ``url``, ``http_status``,
 It fetches what a crawl would fetch first, through the same middlewares (robots.txt, the SSRF
 guard, the User-Agent, timeouts): a feed or sitemap URL itself (not conditionally: the point is
 to read it), and for a search endpoint its first query in the source's first language. Nothing
-beyond that first answer is fetched, and nothing is indexed.
+beyond that first answer is fetched, and nothing is indexed. Answers are parsed in extraction
+workers within the parse limits, as a crawl parses them (``crawler/extraction_pool.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import scrapy
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip, gzip_magic_number
 
-from crawler.spiders.feeds import read_feed
+from crawler.extraction import ExtractionOptions
+from crawler.extraction_pool import ExtractionPool
+from crawler.limits import ParseRefused
+from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.search import source_languages
 from veille.config import Source, cached_config
 from veille.discovery import (
@@ -31,6 +35,7 @@ from veille.discovery import (
     search_queries,
     search_url,
 )
+from veille.feeds import read_feed
 
 
 class SourceCheckSpider(scrapy.Spider):
@@ -39,6 +44,11 @@ class SourceCheckSpider(scrapy.Spider):
     def __init__(self, source: str = "all", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_arg = source
+        self.parser: ExtractionPool | None = None
+
+    def closed(self, reason: str) -> None:
+        if self.parser is not None:
+            self.parser.close()
 
     def result(self, source: Source, url: str, **values: Any) -> dict[str, Any]:
         return {
@@ -47,6 +57,7 @@ class SourceCheckSpider(scrapy.Spider):
         }  # fmt: skip
 
     async def start(self) -> AsyncIterator[Any]:
+        self.parser = ExtractionPool.from_settings(self.settings, ExtractionOptions())
         config = cached_config(self.settings.get("VEILLE_CONFIG"))
         names = None if self.source_arg == "all" else self.source_arg.split(",")
         for source in config.sources:
@@ -75,40 +86,48 @@ class SourceCheckSpider(scrapy.Spider):
             url,
             callback=self.parse_source,
             errback=self.unreachable,
-            meta={"source": source, "configured": configured or url, "handle_httpstatus_all": True},
+            meta={
+                "source": source,
+                "configured": configured or url,
+                "handle_httpstatus_all": True,
+                LISTING: True,
+            },
             dont_filter=True,
         )
 
     def unreachable(self, failure: Any) -> dict[str, Any]:
         request = failure.request
-        message = failure.getErrorMessage() or failure.type.__name__
+        message = describe_failure(failure)[1]
         if "robots.txt" in message.lower():
             message = "disallowed by robots.txt: the crawl will not read it"
         return self.result(request.meta["source"], request.meta["configured"], detail=message)
 
-    def parse_source(self, response: Response) -> dict[str, Any]:
+    async def parse_source(self, response: Response) -> dict[str, Any]:
         source: Source = response.meta["source"]
         found = self.result(
             source, response.meta["configured"], http_status=response.status, reachable=True
         )
         if response.status != 200:
             return {**found, "detail": f"HTTP {response.status}"}
+        assert self.parser is not None
         content_type = response.headers.get("Content-Type", b"").decode("latin-1")
-        if source.type == "feed":
-            document = read_feed(response.body, content_type)
-            if document.problem:
-                return {**found, "detail": document.problem}
-            return {**found, "parsed": True, "entries": len(document.entries)}
+        body, size = response.body, len(response.body)
         try:
+            if source.type == "feed":
+                document = await self.parser.parse(read_feed, body, content_type, size=size)
+                if document.problem:
+                    return {**found, "detail": document.problem}
+                return {**found, "parsed": True, "entries": len(document.entries)}
             if source.type == "sitemap":
-                body = response.body
                 if gzip_magic_number(response):
                     body = gunzip(body, max_size=self.settings.getint("DOWNLOAD_MAXSIZE"))
-                sitemap = parse_sitemap(body)
+                sitemap = await self.parser.parse(parse_sitemap, body, size=len(body))
                 kind = "sitemap index" if sitemap.is_index else "urlset"
                 return {**found, "parsed": True, "entries": len(sitemap.entries), "detail": kind}
             engine = engine_of(response.meta["configured"]) or ""
-            results = parse_results(engine, response.body, content_type)
+            results = await self.parser.parse(parse_results, engine, body, content_type, size=size)
+        except ParseRefused as exc:
+            return {**found, "detail": f"malformed: {exc}"}
         except (DiscoveryError, OSError, ValueError) as exc:
             return {**found, "detail": str(exc)}
         return {**found, "parsed": True, "entries": len(results)}

@@ -37,9 +37,11 @@ from scrapy.exceptions import DontCloseSpider
 from scrapy_redis.spiders import RedisMixin
 from twisted.internet import task
 
+from crawler.middlewares.skips import LISTING
 from crawler.spiders.feeds import FeedSpider
 from veille.config import ConfigError, Environment, cached_config
 from veille.distributed import RedisKeys
+from veille.outages import report_outage
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +134,7 @@ class DistributedFeedSpider(RedisMixin, FeedSpider):
                 url,
                 callback=self.parse_feed,
                 errback=self.feed_failed,
-                meta={"source": source},
+                meta={"source": source, LISTING: True},
                 dont_filter=True,
             )
         ]
@@ -166,7 +168,10 @@ class DistributedFeedSpider(RedisMixin, FeedSpider):
                 self.worker_key, json.dumps(record), ex=int(3 * self.heartbeat_interval) + 1
             )
         except redis.RedisError as exc:
-            logger.warning("worker heartbeat not written: %s", exc)
+            report_outage(
+                self.crawler.stats, logger, "Redis", exc,
+                "this worker is missing from `veille queue` until Redis is back",
+            )  # fmt: skip
 
     def closed(self, reason: str) -> None:
         if self.heartbeat is not None and self.heartbeat.running:

@@ -1,11 +1,15 @@
 """Feeds spider: RSS 0.9x/1.0/2.0 and Atom sources → article pages → Article items.
 
-Arguments: ``-a source=NAME`` (or ``all``). Each feed is parsed with feedparser. A feed that is
-not well-formed is logged once with its URL and the parser's complaint, counted as
-``veille/feeds/malformed`` (``veille/feeds/not_a_feed`` for an empty, HTML or sitemap response)
-and skipped whole (entries recovered from a broken document may be
-truncated or wrong), and the crawl goes on with the other sources. Entries whose canonical URL
-is already indexed are not fetched (incremental crawling).
+Arguments: ``-a source=NAME`` (or ``all``). Each feed is parsed with feedparser in an extraction
+worker, within the parse limits (:func:`veille.feeds.read_feed`, ``crawler/limits.py``). A feed
+that is not well-formed, is an entity bomb, or goes past those limits is logged once at WARNING
+with its URL and the reason, counted as ``veille/feeds/malformed`` (``veille/feeds/not_a_feed``
+for an empty, HTML or sitemap response) and skipped whole (entries recovered from a broken
+document may be truncated or wrong), and the crawl goes on with the other sources. A feed that
+cannot be downloaded (refused connection, HTTP error, time-out) is ``veille/feeds/failed``; one
+whose body is too large, compressed or not, is ``malformed``. Each of these is kept for the run
+record (``veille/problems``). Entries whose canonical URL is already indexed are not fetched
+(incremental crawling).
 
 Feeds are asked for conditionally (crawler/middlewares/conditional.py): a ``304 Not Modified``
 is counted as ``veille/feeds/not_modified`` and not parsed. In a broad feed (a whole
@@ -17,64 +21,23 @@ nothing is fetched and judged on its text.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import feedparser
 import scrapy
 from scrapy.http import Response
 
+from crawler.limits import ParseRefused
 from crawler.middlewares.conditional import conditional_meta
+from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.base import VeilleSpider
 from veille.config import Source, cached_config
-from veille.discovery import EntryFilter, entry_time
+from veille.discovery import EntryFilter
+from veille.feeds import FeedDocument, FeedEntry, read_feed
 from veille.urls import canonicalize
 
 logger = logging.getLogger(__name__)
-
-# feedparser complaints about labels, not content: the entries are sound and are read.
-BENIGN_FEED_PROBLEMS = (
-    feedparser.CharacterEncodingOverride,
-    feedparser.NonXMLContentType,
-)
-
-
-@dataclass(frozen=True)
-class FeedDocument:
-    """A parsed feed: its entries, or ``problem`` (``"<reason>: <detail>"``) when it is skipped."""
-
-    entries: list[Any]
-    problem: str | None = None
-
-
-def read_feed(body: bytes, content_type: str = "") -> FeedDocument:
-    """Parse a feed document from its bytes; never raises, whatever the bytes.
-
-    Reasons: ``malformed`` (not well-formed XML, truncated, undecodable) and ``not_a_feed``
-    (empty, HTML, a sitemap: no RSS or Atom document).
-    """
-    try:
-        # A stream, not the bytes: feedparser opens a *bytes* argument as a local file name
-        # if one exists, so a hostile server could make it read files from this machine.
-        parsed = feedparser.parse(io.BytesIO(body), response_headers={"content-type": content_type})
-    except Exception as exc:  # feedparser's own failures on hostile bytes must not stop a crawl
-        return FeedDocument([], f"malformed: {exc.__class__.__name__}: {exc}")
-    problem = parsed.get("bozo_exception")
-    if parsed.bozo and not isinstance(problem, BENIGN_FEED_PROBLEMS):
-        return FeedDocument([], f"malformed: {problem}")
-    if not parsed.get("version"):
-        return FeedDocument([], "not_a_feed: no RSS or Atom document in the response")
-    return FeedDocument(list(parsed.entries))
-
-
-def _entry_link(entry: Any) -> str | None:
-    link = entry.get("link")
-    if not link:
-        link = next((item.get("href") for item in entry.get("links", []) if item.get("href")), None)
-    return link if link and link.startswith(("http://", "https://")) else None
 
 
 class FeedSpider(VeilleSpider):
@@ -88,31 +51,39 @@ class FeedSpider(VeilleSpider):
                     url,
                     callback=self.parse_feed,
                     errback=self.feed_failed,
-                    meta={"source": source, **conditional_meta()},
+                    meta={"source": source, LISTING: True, **conditional_meta()},
                     dont_filter=True,
                 )
 
     def feed_failed(self, failure: Any) -> None:
         request = failure.request
-        self.count("feeds/failed")
-        logger.error(
-            "feed %s of source %s failed: %s",
-            request.url,
-            request.meta["source"].name,
-            failure.getErrorMessage(),
-        )
+        source: Source = request.meta["source"]
+        kind, detail = describe_failure(failure)
+        self.count(f"feeds/{kind}")
+        self.record_problem(request.url, source, kind, detail)
+        logger.warning("feed %s of source %s not read: %s", request.url, source.name, detail)
+
+    async def read(self, response: Response) -> FeedDocument:
+        """The feed's entries, parsed in a worker; a parse past its limits is ``malformed``."""
+        content_type = response.headers.get("Content-Type", b"").decode("latin-1")
+        try:
+            return await self.parse_listing(
+                read_feed, response.body, content_type, size=len(response.body)
+            )
+        except ParseRefused as refused:
+            return FeedDocument([], f"malformed: {refused}")
 
     async def parse_feed(self, response: Response) -> AsyncIterator[scrapy.Request]:
         source: Source = response.meta["source"]
         if response.status == 304:
             self.count("feeds/not_modified")
             return
-        content_type = response.headers.get("Content-Type", b"").decode("latin-1")
-        document = read_feed(response.body, content_type)
+        document = await self.read(response)
         if document.problem:
             reason, _, detail = document.problem.partition(": ")
             self.count(f"feeds/{reason}")
-            logger.error(
+            self.record_problem(response.url, source, reason, detail)
+            logger.warning(
                 "%s %s (source %s) skipped: %s. Check the feed URL in sources.yaml "
                 "or tell the publisher; the other sources are crawled as usual.",
                 "malformed feed" if reason == "malformed" else "not a feed:",
@@ -122,23 +93,23 @@ class FeedSpider(VeilleSpider):
             )
             return
         self.count("feeds/read")
-        entries: dict[str, Any] = {}
+        self.note_entry_times(entry.published for entry in document.entries)
+        entries: dict[str, FeedEntry] = {}
         for entry in document.entries:
-            link = _entry_link(entry)
-            if link is None:
+            if entry.link is None:
                 self.count("feeds/entry_without_link")
                 logger.info(
                     "feed %s: entry %r skipped: no http(s) link",
                     response.url,
-                    str(entry.get("title", ""))[:120],
+                    str(entry.title or "")[:120],
                 )
                 continue
-            entries.setdefault(canonicalize(link), entry)
+            entries.setdefault(canonicalize(entry.link), entry)
         self.count("feeds/entries", len(document.entries))
         settings = self.crawler.settings
         topics = cached_config(settings.get("VEILLE_CONFIG")).topics_for(source)
         keep = EntryFilter.from_settings(topics, settings).keep(
-            [(entry.get("title"), entry.get("summary")) for entry in entries.values()]
+            [(entry.title, entry.summary) for entry in entries.values()]
         )
         ruled_out = [url for url, kept in zip(entries, keep, strict=True) if not kept]
         if ruled_out:
@@ -155,6 +126,6 @@ class FeedSpider(VeilleSpider):
                 url,
                 source,
                 via,
-                entry_published=entry_time(entry),
-                entry_summary=entry.get("summary"),
+                entry_published=entry.published,
+                entry_summary=entry.summary,
             )

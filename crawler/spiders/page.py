@@ -5,7 +5,8 @@ Out: one dict — ``url`` (after redirects), ``http_status``, ``title``, ``text`
 (why there is no article: an HTTP error, robots.txt, a refused address, not an article page).
 
 The request goes through the crawl's own middlewares (robots.txt, the SSRF guard, the User-Agent,
-timeouts) and the page through the crawl's extraction; nothing is indexed.
+timeouts) and the page through the crawl's extraction, in an extraction worker within the parse
+limits (``crawler/extraction_pool.py``); nothing is indexed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import scrapy
 from scrapy.http import Response
 
 from crawler.extraction import ExtractionOptions, NotAnArticle, extract_article
+from crawler.extraction_pool import ExtractionPool
+from crawler.limits import ParseRefused
 
 
 class PageSpider(scrapy.Spider):
@@ -25,12 +28,19 @@ class PageSpider(scrapy.Spider):
     def __init__(self, url: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.url = url
+        self.parser: ExtractionPool | None = None
+
+    def closed(self, reason: str) -> None:
+        if self.parser is not None:
+            self.parser.close()
 
     def result(self, **values: Any) -> dict[str, Any]:
         found = {"url": self.url, "http_status": None, "title": "", "text": "", "detail": ""}
         return {**found, **values}
 
     async def start(self) -> AsyncIterator[Any]:
+        options = ExtractionOptions(min_words=self.settings.getint("VEILLE_MIN_WORDS"))
+        self.parser = ExtractionPool.from_settings(self.settings, options)
         yield scrapy.Request(
             self.url, callback=self.parse_page, errback=self.unreachable, dont_filter=True
         )
@@ -41,12 +51,18 @@ class PageSpider(scrapy.Spider):
             message = "disallowed by robots.txt: the crawl will not read it"
         return self.result(detail=message)
 
-    def parse_page(self, response: Response) -> dict[str, Any]:
+    async def parse_page(self, response: Response) -> dict[str, Any]:
         found = self.result(url=response.url, http_status=response.status)
         if response.status != 200:
             return {**found, "detail": f"HTTP {response.status}"}
-        options = ExtractionOptions(min_words=self.settings.getint("VEILLE_MIN_WORDS"))
-        extracted = extract_article(response.body, response.url, options)
+        assert self.parser is not None
+        body = response.body
+        try:
+            extracted = await self.parser.parse(
+                extract_article, body, response.url, self.parser.options, size=len(body)
+            )
+        except ParseRefused as refused:
+            return {**found, "detail": f"not an article page: {refused}"}
         if isinstance(extracted, NotAnArticle):
             return {**found, "detail": f"not an article page: {extracted.reason}"}
         return {**found, "title": extracted.title, "text": extracted.text}

@@ -14,7 +14,10 @@ Results are resolved to the publisher's URL (Bing click links and older Google N
 carry it; other wrapper links are fetched and their redirect followed), already-indexed pages
 are skipped, and each page found is extracted and judged by the same pipeline as feed articles.
 Articles carry ``discovered_via`` ``{kind: search, source, query, feed: <search URL>}``.
-Stats: ``veille/search/read``, ``veille/search/results``, ``veille/search/failed``,
+Each answer is parsed in an extraction worker, within the parse limits (``crawler/limits.py``);
+one that cannot be read, or goes past those limits, is ``veille/search/unreadable``, one that
+cannot be downloaded ``veille/search/failed``, each logged once at WARNING and kept for the run
+record. Stats: ``veille/search/read``, ``veille/search/results``, ``veille/search/failed``,
 ``veille/search/unreadable``, ``veille/search/wrappers_followed``.
 """
 
@@ -27,6 +30,8 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
+from crawler.limits import ParseRefused
+from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.base import VeilleSpider
 from veille.config import ConfigError, Source, cached_config, parse_duration
 from veille.discovery import (
@@ -86,6 +91,7 @@ class SearchSpider(VeilleSpider):
                                 "engine": engine,
                                 "query": query,
                                 "language": language,
+                                LISTING: True,
                                 # DOWNLOAD_SLOTS sets these endpoints' pace, not AutoThrottle.
                                 "autothrottle_dont_adjust_delay": True,
                             },
@@ -94,23 +100,28 @@ class SearchSpider(VeilleSpider):
 
     def search_failed(self, failure: Any) -> None:
         request = failure.request
+        source: Source = request.meta["source"]
+        _, detail = describe_failure(failure)
         self.count("search/failed")
-        logger.error(
-            "search %s of source %s failed: %s",
-            request.url, request.meta["source"].name, failure.getErrorMessage(),
-        )  # fmt: skip
+        self.record_problem(request.url, source, "failed", detail)
+        logger.warning("search %s of source %s failed: %s", request.url, source.name, detail)
 
     async def parse_results(self, response: Response) -> AsyncIterator[scrapy.Request]:
         source: Source = response.meta["source"]
         content_type = response.headers.get("Content-Type", b"").decode("latin-1")
         try:
-            found = parse_results(response.meta["engine"], response.body, content_type)
-        except DiscoveryError as exc:
+            found = await self.parse_listing(
+                parse_results, response.meta["engine"], response.body, content_type,
+                size=len(response.body),
+            )  # fmt: skip
+        except (DiscoveryError, ParseRefused) as exc:
             self.count("search/unreadable")
-            logger.error("search %s (source %s) unreadable: %s", response.url, source.name, exc)
+            self.record_problem(response.url, source, "malformed", str(exc))
+            logger.warning("search %s (source %s) unreadable: %s", response.url, source.name, exc)
             return
         self.count("search/read")
         self.count("search/results", len(found))
+        self.note_entry_times(result.published_at for result in found)
         via = {
             "kind": "search",
             "source": source.name,

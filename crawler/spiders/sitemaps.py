@@ -14,8 +14,12 @@ sitemap would otherwise have its off-topic pages fetched again at every crawl. W
 sitemap was last read is kept under ``<VEILLE_DATA_DIR>/sitemaps-read/``.
 Indexes are followed at most ``VEILLE_SITEMAP_MAX_DEPTH`` levels deep. Sitemaps are asked for
 conditionally (a ``304`` is ``veille/sitemaps/not_modified``); already-indexed pages are not
-fetched again. A news title alone is too little to judge an article by: every recent entry is
-fetched and judged on its text.
+fetched again. Each sitemap is parsed in an extraction worker, within the parse limits
+(``crawler/limits.py``); one that is not a sitemap, not well-formed, a decompression bomb or past
+those limits is ``veille/sitemaps/malformed``, one that cannot be downloaded
+``veille/sitemaps/failed``, each logged once at WARNING and kept for the run record. A news
+title alone is too little to judge an article by: every recent entry is fetched and judged on
+its text.
 Discovered articles carry ``discovered_via`` ``{kind: sitemap, source, feed: <sitemap URL>}``.
 """
 
@@ -31,7 +35,9 @@ import scrapy
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip, gzip_magic_number
 
+from crawler.limits import ParseRefused
 from crawler.middlewares.conditional import UrlStateStore, conditional_meta
+from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.base import VeilleSpider
 from veille.config import Environment, Source, parse_duration
 from veille.discovery import DiscoveryError, SitemapEntry, parse_sitemap
@@ -63,7 +69,7 @@ class SitemapSpider(VeilleSpider):
             url,
             callback=self.parse_sitemap,
             errback=self.sitemap_failed,
-            meta={"source": source, "depth": depth, **conditional_meta()},
+            meta={"source": source, "depth": depth, LISTING: True, **conditional_meta()},
             dont_filter=depth == 0,
         )
 
@@ -75,11 +81,11 @@ class SitemapSpider(VeilleSpider):
 
     def sitemap_failed(self, failure: Any) -> None:
         request = failure.request
-        self.count("sitemaps/failed")
-        logger.error(
-            "sitemap %s of source %s failed: %s",
-            request.url, request.meta["source"].name, failure.getErrorMessage(),
-        )  # fmt: skip
+        source: Source = request.meta["source"]
+        kind, detail = describe_failure(failure)
+        self.count(f"sitemaps/{kind}")
+        self.record_problem(request.url, source, kind, detail)
+        logger.warning("sitemap %s of source %s not read: %s", request.url, source.name, detail)
 
     def _body(self, response: Response) -> bytes:
         if gzip_magic_number(response):
@@ -99,15 +105,18 @@ class SitemapSpider(VeilleSpider):
             self.count("sitemaps/not_modified")
             return
         try:
-            sitemap = parse_sitemap(self._body(response))
-        except (DiscoveryError, OSError, ValueError, zlib.error) as exc:
+            body = self._body(response)
+            sitemap = await self.parse_listing(parse_sitemap, body, size=len(body))
+        except (DiscoveryError, OSError, ValueError, zlib.error, ParseRefused) as exc:
             self.count("sitemaps/malformed")
-            logger.error(
+            self.record_problem(response.url, source, "malformed", str(exc))
+            logger.warning(
                 "sitemap %s (source %s) skipped: %s. Check the URL in sources.yaml.",
                 response.url, source.name, exc,
             )  # fmt: skip
             return
         self.count("sitemaps/read")
+        self.note_entry_times(entry.date for entry in sitemap.entries if not sitemap.is_index)
         if sitemap.is_index:
             for request in self.follow_index(sitemap.entries, response, source):
                 yield request
