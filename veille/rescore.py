@@ -8,7 +8,7 @@ Out: a :class:`Plan`, which changes nothing: the rejected articles the rules now
      those already kept under another address or with the same words are ``already_kept``),
      the kept articles they no longer keep (``remove``; those an analyst judged relevant stay,
      ``held``), the marked ones they keep again (``restore``), the kept ones they keep by
-     another rule (``rerule``), and the precision and recall of the rules on every verdict,
+     another rule or score (``update``), and the precision and recall of the rules on every verdict,
      before and after the edit. :func:`apply_marks` applies what needs no pipeline: marks,
      their removal, the new ``relevance``, ``promoted`` on the rejected records already kept.
      :func:`promote` sends the ``add`` articles through the crawl's stages after relevance
@@ -112,14 +112,14 @@ class Plan:
     remove: list[Judged] = field(default_factory=list)
     held: list[Judged] = field(default_factory=list)
     restore: list[Judged] = field(default_factory=list)
-    rerule: list[Judged] = field(default_factory=list)
+    update: list[Judged] = field(default_factory=list)
     verdicts: list[Judged] = field(default_factory=list)
     unknown_sources: set[str] = field(default_factory=set)
 
     @property
     def changes(self) -> int:
         return sum(map(len, (self.add, self.already_kept, self.remove, self.restore,
-                             self.rerule)))  # fmt: skip
+                             self.update)))  # fmt: skip
 
     def verdict_scores(self, after: bool) -> Scores:
         """The rules against the analysts' verdicts: as stored (``after`` False: kept and not
@@ -244,7 +244,7 @@ def plan_rescore(
         elif not decision.relevant:
             (plan.held if stored.verdict == "relevant" else plan.remove).append(judged)
         elif _new_relevance(stored, decision):
-            plan.rerule.append(judged)
+            plan.update.append(judged)
     _split_candidates(client, names, candidates, plan)
     plan.unknown_sources = judges.unknown
     return plan
@@ -304,7 +304,7 @@ def apply_marks(client: Elasticsearch, names: IndexNames, plan: Plan, now: datet
         actions.append(_update(judged.article, {"off_topic": off_topic}))
     for judged in plan.restore:
         actions.append(_update(judged.article, {**_kept_by(judged.decision), "off_topic": None}))
-    for judged in plan.rerule:
+    for judged in plan.update:
         actions.append(_update(judged.article, _kept_by(judged.decision)))
     for judged, reason in plan.already_kept:
         actions.append(_update(judged.article, promoted_record(now, reason)))
@@ -312,7 +312,7 @@ def apply_marks(client: Elasticsearch, names: IndexNames, plan: Plan, now: datet
     for index in (names.articles, names.rejected):
         if client.indices.exists_alias(name=index):
             client.indices.refresh(index=index)
-    return MarkReport(len(plan.remove), len(plan.restore), len(plan.rerule),
+    return MarkReport(len(plan.remove), len(plan.restore), len(plan.update),
                       len(plan.already_kept))  # fmt: skip
 
 

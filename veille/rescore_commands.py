@@ -2,7 +2,7 @@
 
 In:  the topic files as they are now, the articles and rejected indices, ``--since`` (articles
      first seen since then; default ``VEILLE_REJECTED_KEEP``, the time rejected articles are kept).
-Out: ``eval --index`` prints what the edit would add, remove, restore and re-rule (counts, then
+Out: ``eval --index`` prints what the edit would add, remove, restore and update (counts, then
      up to ``--limit`` articles of each) and the rules' precision and recall on the analysts'
      verdicts before and after the edit, and changes nothing. ``rescore`` prints the same, then
      applies it (:mod:`veille.rescore`) and prints what it did. Lines fit 80 columns; ``--json``
@@ -99,7 +99,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "remove": [_item(j) for j in plan.remove],
         "held": [_item(j) for j in plan.held],
         "restore": [_item(j) for j in plan.restore],
-        "rerule": [_item(j) for j in plan.rerule],
+        "update": [_item(j) for j in plan.update],
         "verdicts": {
             "before": _scores(plan.verdict_scores(after=False)),
             "after": _scores(plan.verdict_scores(after=True)),
@@ -119,9 +119,11 @@ def _why(judged: Judged, kind: str) -> str:
     decision, stored = judged.decision, judged.article
     if kind in ("add", "restore"):
         return f"rule {decision.best.rule}" if decision.best else ""
-    if kind == "rerule":
-        now = decision.best.rule if decision.best else "?"
-        return f"was {stored.relevance.get('rule') or '?'}, now {now}"
+    if kind == "update":
+        was, now = stored.relevance.get("rule") or "?", decision.best.rule if decision.best else "?"
+        if was != now:
+            return f"was {was}, now {now}"
+        return f"{now}, score {stored.relevance.get('score', 0):g} → {decision.score:g}"
     closest = f", closest now {decision.closest.rule}" if decision.closest else ""
     return f"was {stored.relevance.get('rule') or '?'}{closest}"
 
@@ -140,11 +142,12 @@ def plan_lines(plan: Plan, since_text: str, limit: int, applied: bool) -> list[s
     rows = [
         ("add", len(plan.add), "rejected articles a rule now keeps"),
         ("settle", len(plan.already_kept),
-         "rejected articles a rule keeps that are kept already (same address or words)"),
+         "rejected articles a rule keeps, already kept (address or words)"),
         ("remove", len(plan.remove),
          "kept articles no rule keeps now: marked off topic, not deleted"),
         ("restore", len(plan.restore), "articles marked off topic that a rule keeps again"),
-        ("re-rule", len(plan.rerule), "kept articles a rule keeps differently: relevance updated"),
+        ("update", len(plan.update),
+         "kept articles whose rule or score changes: relevance updated"),
         ("hold", len(plan.held), "judged relevant by analysts, no rule keeps them: kept"),
     ]  # fmt: skip
     lines += ["", "The topic files as they are now " + ("change:" if applied else "would:")]
@@ -162,16 +165,15 @@ def plan_lines(plan: Plan, since_text: str, limit: int, applied: bool) -> list[s
         ("add", "+", plan.add),
         ("remove", "-", plan.remove),
         ("restore", "+", plan.restore),
-        ("re-rule", "~", plan.rerule),
+        ("update", "~", plan.update),
         ("hold", "=", plan.held),
     ]
     for name, sign, items in lists:
         if not items:
             continue
         lines += ["", f"{name}:"]
-        kind = name.replace("-", "")
         for judged in items[:limit]:
-            lines += _article_lines(sign, judged, _why(judged, kind))
+            lines += _article_lines(sign, judged, _why(judged, name))
         if len(items) > limit:
             lines += _wrap(f"… and {len(items) - limit} more (--limit, or --json for all)", 2)
     return lines
@@ -183,15 +185,15 @@ def _applied_lines(marks: MarkReport, promoted: PromotionReport) -> list[str]:
     dropped = ", ".join(f"{count} {reason}" for reason, count in sorted(promoted.dropped.items()))
     lines = ["", "Applied:"]
     lines += _wrap(
-        f"promoted {promoted.sent} rejected articles through dedupe, translation, clusters and "
-        f"the index: {stored} stored"
+        f"promoted {promoted.sent} rejected articles through the stages after relevance: "
+        f"{stored} stored"
         + (f" ({spooled} waiting in the spool for Elasticsearch)" if spooled else "")
         + (f"; dropped: {dropped}" if dropped else ""),
         2,
     )
     lines += _wrap(
         f"marked {marks.marked} off topic, restored {marks.restored}, relevance updated on "
-        f"{marks.relevance_updated}, {marks.already_kept} rejected records settled",
+        f"{marks.relevance_updated}, settled {marks.already_kept}",
         2,
     )
     return lines
@@ -235,8 +237,10 @@ def run(*, apply: bool, since: str | None, limit: int, as_json: bool) -> None:
             },
         }
         print(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
+    elif plan.changes:
         print("\n".join(_applied_lines(marks, promoted)))
+    else:
+        print("\nNothing to change.")
     if promoted.finish_reason not in ("", "finished") or promoted.value("dead_letter"):
         cli.fail(
             escape(
