@@ -141,8 +141,7 @@ def plan_lines(plan: Plan, since_text: str, limit: int, applied: bool) -> list[s
         lines += _wrap(f"judged with every topic, their source is no longer configured: {gone}", 0)
     rows = [
         ("add", len(plan.add), "rejected articles a rule now keeps"),
-        ("settle", len(plan.already_kept),
-         "rejected articles a rule keeps, already kept (address or words)"),
+        ("settle", len(plan.already_kept), "rejected articles a rule keeps that are kept already"),
         ("remove", len(plan.remove),
          "kept articles no rule keeps now: marked off topic, not deleted"),
         ("restore", len(plan.restore), "articles marked off topic that a rule keeps again"),
