@@ -6,8 +6,10 @@ Out: ``eval --index`` prints what the edit would add, remove, restore and update
      up to ``--limit`` articles of each) and the rules' precision and recall on the analysts'
      verdicts before and after the edit, and changes nothing. ``rescore`` prints the same, then
      applies it (:mod:`veille.rescore`) and prints what it did. Lines fit 80 columns; ``--json``
-     for scripts. Exit status: 1 when promoted articles could not all be stored (see ``veille
-     spool list``), 2 for bad arguments or configuration, 3 when Elasticsearch cannot be reached.
+     for scripts. Exit status: 1 when Elasticsearch failed during the rescore or promoted
+     articles could not all be stored (see ``veille spool list``; run the rescore again, it
+     redoes only what is left), 2 for bad arguments or configuration, 3 when Elasticsearch
+     cannot be reached.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from __future__ import annotations
 import json
 import textwrap
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from elastic_transport import TransportError
+from elasticsearch import ApiError
 from rich.markup import escape
 from rich.progress import Progress
 
 from veille import cli_support as cli
 from veille.article import utcnow
-from veille.es import IndexNames
+from veille.es import IndexNames, MappingConflict, setup_indices
 from veille.rescore import (
     Judged,
     MarkReport,
@@ -57,11 +61,11 @@ def _since(text: str | None) -> tuple[datetime, str]:
     from veille.search import parse_since
 
     if text is None:
+        setting = crawl_settings().get(KEEP_SETTING)
         try:
-            keep = keep_for(crawl_settings().get(KEEP_SETTING))
+            text = setting.strip() if keep_for(setting) else DEFAULT_SINCE
         except ConfigError as exc:
             cli.fail(f"invalid environment: {exc}", 2)
-        text = f"{keep.days}d" if keep >= timedelta(days=1) else DEFAULT_SINCE
     try:
         return parse_since(text), text
     except ValueError as exc:
@@ -218,8 +222,14 @@ def run(*, apply: bool, since: str | None, limit: int, as_json: bool) -> None:
     if not as_json:
         print("\n".join(plan_lines(plan, since_text, limit, applied=True)), flush=True)
     now = utcnow()
-    marks = apply_marks(client, names, plan, now)
-    promoted = promote(config, names, client, plan.add, now, {"LOG_LEVEL": "WARNING"})
+    try:
+        # The mappings as this version writes them (off_topic, promoted_at), on indices an
+        # earlier version made.
+        setup_indices(client, env.index_prefix)
+        marks = apply_marks(client, names, plan, now)
+        promoted = promote(config, names, client, plan.add, now, {"LOG_LEVEL": "WARNING"})
+    except (ApiError, TransportError, MappingConflict, RuntimeError) as exc:
+        cli.fail(f"rescore stopped, run it again: {escape(str(exc))}", 1)
     if as_json:
         report = {
             **plan_json(plan),
