@@ -37,11 +37,11 @@ def _rules() -> RuleSet:
 
 
 def _describe(rule: AlertRule) -> str:
-    return (
-        rule.query
-        if rule.query is not None
-        else "es_query: " + json.dumps(rule.es_query, ensure_ascii=False)
-    )
+    if rule.query is not None:
+        return rule.query
+    if rule.es_query is not None:
+        return "es_query: " + json.dumps(rule.es_query, ensure_ascii=False)
+    return "(by its filters)"
 
 
 def _filters(rule: AlertRule) -> str:
@@ -51,9 +51,12 @@ def _filters(rule: AlertRule) -> str:
             ("lang", rule.languages),
             ("country", rule.countries),
             ("source", rule.sources),
+            ("action", rule.actions),
         )
         if values
     ]
+    if rule.new_station:
+        parts.append("new station")
     if rule.min_relevance is not None:
         parts.append(f"relevance ≥ {rule.min_relevance:g}")
     return "\n".join(parts) or "-"

@@ -35,11 +35,15 @@ def with_filters(
     countries: list[str] | tuple[str, ...] = (),
     sources: list[str] | tuple[str, ...] = (),
     min_relevance: float | None = None,
+    actions: list[str] | tuple[str, ...] = (),
+    new_station: bool = False,
 ) -> dict[str, Any]:
     """``query`` restricted to articles in these languages, countries and sources.
 
     A country matches an article that mentions it (``countries``) or whose source is based
-    there (``source.country``); ``min_relevance`` is the lowest ``relevance.score`` kept.
+    there (``source.country``); ``min_relevance`` is the lowest ``relevance.score`` kept;
+    ``actions``, articles reporting one of them; ``new_station``, articles that added a location
+    to the stations register (``new_stations``).
     """
     filters: list[dict[str, Any]] = []
     if languages:
@@ -60,6 +64,10 @@ def with_filters(
         filters.append({"terms": {"source.name": list(sources)}})
     if min_relevance is not None:
         filters.append({"range": {"relevance.score": {"gte": min_relevance}}})
+    if actions:
+        filters.append({"terms": {"actions": list(actions)}})
+    if new_station:
+        filters.append({"exists": {"field": "new_stations"}})
     if not filters:
         return query
     return {"bool": {"must": [query], "filter": filters}}

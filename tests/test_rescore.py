@@ -133,6 +133,7 @@ def test_rescore_promotes_a_rejected_article_once_and_alerts_on_it_once(
             ]
             assert doc["translation_status"] == "done" and doc["translation"]["en"]["text"]
             assert doc["cluster_id"] and doc["minhash"]["bands"]
+            assert doc["countries"]  # the places stage
             assert doc["first_seen_at"] == rejected[url[name]]["_source"]["first_seen_at"]
             assert doc["promoted_at"] > doc["first_seen_at"]
         records = _by_url(es, names_.rejected)

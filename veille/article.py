@@ -69,6 +69,13 @@ class Article:
     minhash: dict[str, Any] = field(default_factory=dict)
     minhash_pivot: dict[str, Any] = field(default_factory=dict)
     countries: list[str] = field(default_factory=list)
+    places: list[dict[str, Any]] = field(default_factory=list)
+    authorities: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    action_evidence: list[dict[str, str]] = field(default_factory=list)
+    stations: list[dict[str, Any]] = field(default_factory=list)
+    new_stations: list[str] = field(default_factory=list)
+    stations_status: str | None = None
     # when `veille topics rescore` took it from the rejected articles (veille/rescore.py)
     promoted_at: datetime | None = None
 

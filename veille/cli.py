@@ -34,6 +34,7 @@ from veille.config import ConfigError
 from veille.rejected_commands import app as rejected_app
 from veille.schedule_commands import app as schedule_app
 from veille.spool_commands import app as spool_app
+from veille.station_commands import app as stations_app
 from veille.topic_commands import app as topics_app
 from veille.verdict_commands import app as verdict_app
 from veille.worker_commands import app as worker_app
@@ -48,6 +49,7 @@ app.add_typer(schedule_app)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(spool_app, name="spool")
 app.add_typer(clusters_app, name="clusters")
+app.add_typer(stations_app, name="stations")
 app.add_typer(topics_app, name="topics")
 app.add_typer(worker_app)
 app.add_typer(verdict_app)

@@ -200,6 +200,58 @@ class Glossary(StrictModel):
     translate: dict[Literal["fr", "en", "es"], dict[str, str]] = {}
 
 
+ACTION_NAMES = (
+    "reported",
+    "denial",
+    "legislation",
+    "investigation",
+    "closure",
+    "expulsion",
+    "arrest_or_charge",
+)
+Action = Literal[
+    "reported", "denial", "legislation", "investigation", "closure", "expulsion", "arrest_or_charge"
+]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+class Authority(StrictModel):
+    """A police, justice or government body, by its name in the register and per language the
+    names it goes by (each a phrase); a generic body (``kind``: "foreign-ministry") is also
+    named by its kind's words when the sentence is about its ``country``."""
+
+    name: Annotated[str, Field(min_length=1)]
+    country: CountryCode | None = None
+    kind: RuleName | None = None
+    names: dict[Literal["fr", "en", "es"], list[Annotated[str, Field(min_length=1)]]] = {}
+
+    def query(self, language: str) -> str:
+        """Its names in ``language`` as one query: any of the phrases."""
+        names = self.names.get(language, [])  # type: ignore[call-overload]
+        return " OR ".join('"' + name.replace('"', "") + '"' for name in names)
+
+
+class EventLanguage(StrictModel):
+    """One language's event rules: the words that name a station (and the plainer ones that
+    name one right before its place), a query per action, and the words of each generic kind
+    of body."""
+
+    station: Annotated[str, Field(min_length=1)]
+    premises: str | None = None
+    actions: dict[Action, Annotated[str, Field(min_length=1)]] = {}
+    bodies: dict[RuleName, Annotated[str, Field(min_length=1)]] = {}
+
+
+class Events(StrictModel):
+    """Where and what happened (veille/events.py): ``origin``, the country the stations answer
+    to (its places are never stations); ``actions`` from weakest to strongest."""
+
+    origin: CountryCode | None = None
+    actions: list[Action] = list(ACTION_NAMES)
+    languages: dict[Literal["fr", "en", "es"], EventLanguage] = {}
+    authorities: list[Authority] = []
+
+
 class Topic(StrictModel):
     """What the monitor looks for: named rules per language, and names for any language.
 
@@ -212,6 +264,7 @@ class Topic(StrictModel):
     any_language: dict[RuleName, Rule] = {}
     languages: dict[Literal["fr", "en", "es"], LanguageRules]
     glossary: Glossary = Glossary()
+    events: Events | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -239,7 +292,30 @@ class Topic(StrictModel):
             for each in checked:
                 groups = self.groups(each) if language != "any" else {}
                 _checked(rule.query, groups, each, f"{key}.{name}", f"rule {name!r}")
+        for where, language, what, text in self.event_queries():
+            _checked(text, self.groups(language), language, where, what)
         return self
+
+    def event_queries(self) -> list[tuple[str, str, str, str]]:
+        """Every query of ``events`` as ``(key, language, what, query)``."""
+        if self.events is None:
+            return []
+        found = []
+        for language, rules in self.events.languages.items():
+            key = f"events.languages.{language}"
+            found.append((f"{key}.station", language, "station words", rules.station))
+            if rules.premises:
+                found.append((f"{key}.premises", language, "premises words", rules.premises))
+            found += [(f"{key}.actions.{name}", language, f"action {name!r}", text)
+                      for name, text in rules.actions.items()]  # fmt: skip
+            found += [(f"{key}.bodies.{name}", language, f"body {name!r}", text)
+                      for name, text in rules.bodies.items()]  # fmt: skip
+        for number, authority in enumerate(self.events.authorities):
+            for language in authority.names:
+                where = f"events.authorities.{number}.names.{language}"
+                what = f"authority {authority.name!r}"
+                found.append((where, language, what, authority.query(language)))
+        return found
 
     def groups(self, language: str) -> dict[str, Node]:
         """The groups of ``language`` by name, parsed (each may use the ones before it)."""

@@ -87,6 +87,10 @@ class IndexNames:
     def rejected(self) -> str:
         return f"{self.prefix}-rejected"
 
+    @property
+    def stations(self) -> str:
+        return f"{self.prefix}-stations"
+
 
 def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch:
     """A client for the configured cluster. TLS is verified unless told otherwise."""
