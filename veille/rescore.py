@@ -12,7 +12,7 @@ Out: a :class:`Plan`, which changes nothing: the rejected articles the rules now
      before and after the edit. :func:`apply_marks` applies what needs no pipeline: marks,
      their removal, the new ``relevance``, ``promoted`` on the rejected records already kept.
      :func:`promote` sends the ``add`` articles through the crawl's stages after relevance
-     (dedupe, translation, clusters, index: crawler/spiders/rescore.py) and marks their
+     (``ITEM_PIPELINES`` from dedupe to index: crawler/spiders/rescore.py) and marks their
      rejected records ``promoted``.
 
 Each article is judged as the relevance stage judges it: with its source's topics (all topics

@@ -5,7 +5,7 @@ Arguments (in the process that runs it, not from the command line): ``promotions
 of article ``_id`` to the ``(topics, relevance)`` the rules now give it, and ``promoted_at``.
 Out: one :class:`veille.article.Article` per id still in ``<prefix>-rejected``, rebuilt from its
 record as the relevance stage saw it, with ``topics``, ``relevance`` and ``promoted_at`` set. The
-crawl runs only the stages after relevance (dedupe, translation, clusters, index), so each
+crawl runs only the stages ``ITEM_PIPELINES`` puts after relevance (dedupe to index), so each
 article is dropped or stored exactly as if the rules had kept it when it was crawled. Nothing
 is fetched.
 """
