@@ -227,7 +227,11 @@ def send(
         print(json.dumps(asdict(report), indent=2, default=str))
     else:
         sync, match, delivery = report.rules, report.matching, report.delivery
-        judged = delivery.judged_irrelevant
+        reasons = (
+            (delivery.judged_irrelevant, "judged irrelevant"),
+            (delivery.off_topic, "off topic after a topic edit"),
+        )
+        why = ", ".join(f"{count} {reason}" for count, reason in reasons if count)
         out.print(
             f"rules: {sync.added} added, {sync.changed} changed, {sync.removed} removed, "
             f"{sync.unchanged} unchanged\n"
@@ -235,7 +239,7 @@ def send(
             f"{match.already_notified} already notified\n"
             f"emails: {delivery.emails_sent} sent ({delivery.notifications_sent} notifications), "
             f"{delivery.emails_failed} failed, {delivery.cancelled} cancelled"
-            f"{f' ({judged} judged irrelevant)' if judged else ''}, "
+            f"{f' ({why})' if why else ''}, "
             f"{delivery.reconciled} settled after a crash"
         )
     if report.delivery.emails_failed:

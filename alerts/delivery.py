@@ -16,7 +16,8 @@ before SMTP (reading the articles, rendering) also releases the claim before it 
 Only a process that dies while talking to SMTP or before marking leaves ``sending`` behind:
 the next run settles claims older than :data:`LEASE` as sent (unconfirmed) rather than
 sending again — see :func:`alerts.notifications.reconcile_stale`. Pending notifications whose
-rule or recipient left the config, or whose article an analyst judged irrelevant, are cancelled.
+rule or recipient left the config, whose article an analyst judged irrelevant, or whose article
+an edited topic no longer keeps (``veille topics rescore``), are cancelled.
 
 With ``VEILLE_FEEDBACK_SECRET`` set, each article in an email carries signed "Not relevant" and
 "Relevant" links (:mod:`veille.feedback`); without it, the emails carry none and the process
@@ -43,7 +44,7 @@ from alerts.rules import RuleSet, normalize_recipient
 from veille.es import IndexNames
 from veille.feedback import FeedbackSettings
 from veille.mailer import MailError, SmtpSettings, send_email
-from veille.verdicts import judged_irrelevant
+from veille.verdicts import judged_irrelevant, marked_off_topic
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class DeliveryReport:
     notifications_left_pending: int = 0
     cancelled: int = 0
     judged_irrelevant: int = 0
+    off_topic: int = 0
     reconciled: int = 0
     next_retry_at: datetime | None = None
     errors: list[str] = field(default_factory=list)
@@ -76,6 +78,16 @@ def _judged_irrelevant(
         return []
     judged = judged_irrelevant(client, names.articles, {note.article_id for note in notes})
     return [note for note in notes if note.article_id in judged]
+
+
+def _off_topic(
+    client: Elasticsearch, names: IndexNames, notes: list[Notification]
+) -> list[Notification]:
+    """The notifications whose article an edited topic no longer keeps since it matched."""
+    if not notes:
+        return []
+    marked = marked_off_topic(client, names.articles, {note.article_id for note in notes})
+    return [note for note in notes if note.article_id in marked]
 
 
 def feedback_settings() -> FeedbackSettings | None:
@@ -125,8 +137,14 @@ def send_due(
         notifications.cancel(client, index, judged, now, "judged_irrelevant")
         report.cancelled += len(judged)
         report.judged_irrelevant = len(judged)
-    feedback = feedback_settings() if due else None
     skip = {note.id for note in judged}
+    off_topic = _off_topic(client, names, [note for note in due if note.id not in skip])
+    if off_topic:
+        notifications.cancel(client, index, off_topic, now, "off_topic")
+        report.cancelled += len(off_topic)
+        report.off_topic = len(off_topic)
+    feedback = feedback_settings() if due else None
+    skip |= {note.id for note in off_topic}
     for group in _groups([note for note in due if note.id not in skip]):
         batch_id = uuid.uuid4().hex
         owned = notifications.claim(client, index, group, batch_id, now)
@@ -173,6 +191,7 @@ def next_digest(
     )  # fmt: skip
     due = [note for note in due if _still_subscribed(note, rules)]
     skip = {note.id for note in _judged_irrelevant(client, names, due)}
+    skip |= {note.id for note in _off_topic(client, names, due)}
     due = [note for note in due if note.id not in skip]
     if not due:
         return None

@@ -4,9 +4,12 @@ In:  the articles index, the synced percolator index, the :class:`alerts.rules.R
 Out: pending entries in the notification log (one per rule, recipient and story) and a new
      checkpoint, stored in the notification index as the document ``checkpoint:matcher``.
 
-Articles an analyst judged irrelevant are not matched (see :mod:`veille.verdicts`).
+Articles an analyst judged irrelevant, and those an edited topic no longer keeps, are not
+matched (see :mod:`veille.verdicts`).
 
-The checkpoint is the newest ``first_seen_at`` seen. Each run reads articles from the checkpoint
+An article is new when first seen, or when ``veille topics rescore`` took it from the rejected
+articles (``promoted_at``; its ``first_seen_at`` stays the day it was crawled). The checkpoint
+is the newest of these times seen. Each run reads articles from the checkpoint
 minus :data:`OVERLAP`, so an article indexed late (a spooled batch replayed, a slow bulk
 request) is still matched; the log's deterministic ids make the overlap free of duplicates.
 The first run looks back :data:`FIRST_LOOKBACK`. The checkpoint moves only after every match
@@ -27,7 +30,7 @@ from alerts import notifications
 from alerts.percolator import percolate
 from alerts.rules import RuleSet
 from veille.es import IndexNames
-from veille.verdicts import IRRELEVANT
+from veille.verdicts import IRRELEVANT, OFF_TOPIC
 
 CHECKPOINT_ID = "checkpoint:matcher"
 OVERLAP = timedelta(hours=2)
@@ -75,8 +78,12 @@ def _batches(
         query={
             "query": {
                 "bool": {
-                    "filter": [{"range": {"first_seen_at": {"gte": since.isoformat()}}}],
-                    "must_not": [IRRELEVANT],
+                    "should": [
+                        {"range": {"first_seen_at": {"gte": since.isoformat()}}},
+                        {"range": {"promoted_at": {"gte": since.isoformat()}}},
+                    ],
+                    "minimum_should_match": 1,
+                    "must_not": [IRRELEVANT, OFF_TOPIC],
                 }
             }
         },
@@ -113,7 +120,8 @@ def match_new_articles(
         created += done
         existing += seen
         for hit in hits:
-            seen_at = datetime.fromisoformat(hit["_source"]["first_seen_at"])
+            times = (hit["_source"].get(key) for key in ("first_seen_at", "promoted_at"))
+            seen_at = max(datetime.fromisoformat(value) for value in times if value)
             newest = max(newest, seen_at) if newest else seen_at
     if newest and newest != checkpoint:
         _write_checkpoint(client, names.notifications, newest, now)

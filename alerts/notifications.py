@@ -9,7 +9,8 @@ Out: documents in ``<prefix>-notifications`` with ``_id`` = hash(rule, recipient
 States: ``pending`` (owed; ``next_attempt_at`` delays a retry after an SMTP failure), ``sending``
 (claimed by one sender for one email, ``batch_id``, ``sending_at``), ``sent``, and ``cancelled``
 before it was sent, with a ``cancel_reason``: its rule or recipient left the config, an analyst
-judged its article irrelevant, or the article was deleted. A claim uses optimistic concurrency
+judged its article irrelevant, an edited topic no longer keeps the article, or the article was
+deleted. A claim uses optimistic concurrency
 (``if_seq_no``), so two senders never claim the same notification.
 """
 
@@ -26,7 +27,7 @@ from elasticsearch.helpers import streaming_bulk
 from alerts.rules import AlertRule
 
 KIND = "notification"
-CANCEL_REASONS = ("unsubscribed", "judged_irrelevant", "article_deleted")
+CANCEL_REASONS = ("unsubscribed", "judged_irrelevant", "off_topic", "article_deleted")
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_MAX = timedelta(hours=1)
 

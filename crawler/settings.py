@@ -123,6 +123,11 @@ CONCURRENT_ITEMS = 8
 # Bulk indexing: documents per request and seconds between flushes.
 VEILLE_BULK_SIZE = 200
 VEILLE_BULK_INTERVAL = 2.0
+# Articles dropped as off topic are kept this long in <prefix>-rejected (with the rule they came
+# closest to), so an edited topic can apply to them (`veille topics rescore`); written in bulk like
+# articles (VEILLE_BULK_SIZE, VEILLE_BULK_INTERVAL) by crawler/extensions/rejected.py and pruned
+# daily by the scheduler (`veille rejected prune`). 0 keeps none.
+VEILLE_REJECTED_KEEP = os.environ.get("VEILLE_REJECTED_KEEP", "30d")
 # Translation into the pivot language (see pipelines/translate.py). Off: articles are indexed
 # with translation_status "pending" and `veille translate --pending` translates them later.
 VEILLE_TRANSLATION = os.environ.get("VEILLE_TRANSLATION", "true").lower() not in {"0", "false"}
@@ -173,6 +178,7 @@ EXTENSIONS = {
     "crawler.extensions.memory_ceiling.MemoryCeiling": 490,
     "crawler.extensions.stats_file.StatsFile": 500,
     "crawler.extensions.gc_tuning.GcTuning": 510,
+    "crawler.extensions.rejected.RejectedArticlesExtension": 520,
 }
 # Garbage collection (crawler/extensions/gc_tuning.py): objects loaded before the crawl are
 # frozen out of the collector's walks, and young objects are collected every

@@ -147,3 +147,8 @@ class Stage:
         self.count(f"dropped/{reason}")
         message = f"{reason}: {article.url}" + (f" ({detail})" if detail else "")
         raise DropItem(message)
+
+
+def drop_reason(dropped: BaseException) -> str:
+    """The reason of a stage's drop (the message of :meth:`Stage.drop` starts with it)."""
+    return str(dropped).partition(": ")[0] or dropped.__class__.__name__

@@ -5,7 +5,9 @@ Out: ``topics`` (every topic one of whose rules matched) and ``relevance``: ``sc
      deciding topic's matching rule weights, for ranking), ``topic``, ``rule`` (the deciding
      rule, ``<language>/<name>``), ``rules`` (that topic's matching rules) and ``matches`` (where
      the rule matched: field, character offsets, words).
-Drops: ``off_topic`` when no rule matches.
+Drops: ``off_topic`` when no rule matches, as :class:`OffTopic`, which carries the decision:
+     while ``VEILLE_REJECTED_KEEP`` is not 0 the decision names the rule the article came
+     closest to, and crawler/extensions/rejected.py keeps the article in ``<prefix>-rejected``.
 
 The rules are compiled once per source and language and evaluated on the article's stem
 indexes, here on the reactor thread (README: Relevance, for the cost per article).
@@ -16,11 +18,21 @@ from __future__ import annotations
 from typing import NoReturn
 
 from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
 
 from pipelines.base import Stage
 from veille.article import Article
 from veille.config import cached_config
+from veille.rejected import KEEP_SETTING, keep_for
 from veille.topics import Decision, TopicJudge
+
+
+class OffTopic(DropItem):
+    """An article no topic rule matched; ``decision`` says what the rules found."""
+
+    def __init__(self, message: str, decision: Decision) -> None:
+        super().__init__(message)
+        self.decision = decision
 
 
 class RelevanceStage(Stage):
@@ -30,6 +42,9 @@ class RelevanceStage(Stage):
         super().__init__(crawler)
         self.config = cached_config(crawler.settings.get("VEILLE_CONFIG"))
         self.judges: dict[str, TopicJudge] = {}
+        # The closest rule costs a second pass over the rules of a dropped article (README:
+        # Retroactive topics): paid only when dropped articles are kept.
+        self.closest = bool(keep_for(crawler.settings.get(KEEP_SETTING)))
 
     def judge_for(self, source: str) -> TopicJudge:
         judge = self.judges.get(source)
@@ -40,7 +55,7 @@ class RelevanceStage(Stage):
 
     def process_item(self, article: Article) -> Article:
         judge = self.judge_for(article.source.name)
-        decision = judge.judge(article.title, article.text, article.language)
+        decision = judge.judge(article.title, article.text, article.language, closest=self.closest)
         if not decision.relevant:
             self.reject(article, decision)
         article.topics = list(decision.topics)
@@ -48,6 +63,8 @@ class RelevanceStage(Stage):
         return article
 
     def reject(self, article: Article, decision: Decision) -> NoReturn:
-        """The one way out for an article no rule matched (judge with ``closest=True`` to learn
-        the rule it came nearest to, at the cost of a second pass over the rules)."""
-        self.drop(article, "off_topic", decision.summary())
+        """The one way out for an article no rule matched."""
+        try:
+            self.drop(article, "off_topic", decision.summary())
+        except DropItem as dropped:
+            raise OffTopic(str(dropped), decision) from None

@@ -228,6 +228,9 @@ def test_analysts_get_the_promised_data_views_searches_and_dashboards():
     judged = by_title[("search", "Judged irrelevant")]
     assert judged["attributes"]["sort"] == [["verdict.at", "desc"]]
     assert "verdict.note" in judged["attributes"]["columns"]
+    off_topic = by_title[("search", "Off topic after a topic edit")]
+    assert off_topic["attributes"]["sort"] == [["off_topic.at", "desc"]]
+    assert {"relevance.rule", "off_topic.closest"} <= set(off_topic["attributes"]["columns"])
 
     assert panels("Coverage") == {
         "Articles per day by language", "Top sources", "Countries mentioned", "All coverage",
@@ -247,7 +250,7 @@ def _filters_as_query(obj: dict) -> dict:
     return {"bool": query}
 
 
-def test_default_views_leave_out_articles_judged_irrelevant_and_one_search_shows_them(
+def test_default_views_leave_out_articles_judged_irrelevant_or_off_topic_and_searches_show_them(
     es, index_prefix
 ):
     from veille.article import utcnow
@@ -261,6 +264,9 @@ def test_default_views_leave_out_articles_judged_irrelevant_and_one_search_shows
     for name, label in (("judged-irrelevant", "irrelevant"), ("judged-relevant", "relevant")):
         [hit] = es.search(index=names.articles, query={"ids": {"values": [name]}})["hits"]["hits"]
         record_verdict(es, names, ArticleRef.from_hit(hit), Verdict(label, utcnow(), "cli"))
+    # As `veille topics rescore` marks an article the edited topic files no longer keep.
+    marked = {"title": "off-topic", "off_topic": {"at": utcnow().isoformat(), "closest": "en/x"}}
+    es.index(index=names.articles, id="off-topic", document=marked, refresh=True)
     objects = load_saved_objects(index_prefix)
     on_articles = [
         o for o in objects
@@ -274,6 +280,7 @@ def test_default_views_leave_out_articles_judged_irrelevant_and_one_search_shows
         shown[obj["attributes"]["title"]] = {hit["_id"] for hit in hits}
 
     assert shown.pop("Judged irrelevant") == {"judged-irrelevant"}
+    assert shown.pop("Off topic after a topic edit") == {"off-topic"}
     assert len(shown) >= 7
     assert all(ids == {"unjudged", "judged-relevant"} for ids in shown.values()), shown
 

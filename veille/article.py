@@ -76,6 +76,8 @@ class Article:
     stations: list[dict[str, Any]] = field(default_factory=list)
     new_stations: list[str] = field(default_factory=list)
     stations_status: str | None = None
+    # when `veille topics rescore` took it from the rejected articles (veille/rescore.py)
+    promoted_at: datetime | None = None
 
     @property
     def id(self) -> str:
@@ -91,7 +93,7 @@ class Article:
         # which cost more than the rest of the index stage; the document is sent, not kept.
         doc = {name: getattr(self, name) for name in _FIELD_NAMES}
         doc["source"] = asdict(self.source)
-        for key in ("published_at", "first_seen_at"):
+        for key in _DATE_FIELDS:
             if doc[key] is not None:
                 doc[key] = doc[key].isoformat()
         if self.language in ("fr", "en", "es"):
@@ -99,5 +101,17 @@ class Article:
             doc[f"text_{self.language}"] = self.text
         return {key: value for key, value in doc.items() if value is not None}
 
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Article:
+        """The Article a document of :meth:`to_document` was made from (fields it lacks keep
+        their defaults; the per-language copies and anything unknown are left out)."""
+        values = {name: document[name] for name in _FIELD_NAMES if name in document}
+        values["source"] = SourceRef(**document["source"])
+        for key in _DATE_FIELDS:
+            if values.get(key) is not None:
+                values[key] = datetime.fromisoformat(values[key])
+        return cls(**values)
+
 
 _FIELD_NAMES = tuple(f.name for f in fields(Article))
+_DATE_FIELDS = ("published_at", "first_seen_at", "promoted_at")

@@ -31,6 +31,7 @@ from veille.cli_support import (
 )
 from veille.cluster_commands import app as clusters_app
 from veille.config import ConfigError
+from veille.rejected_commands import app as rejected_app
 from veille.schedule_commands import app as schedule_app
 from veille.spool_commands import app as spool_app
 from veille.station_commands import app as stations_app
@@ -52,6 +53,7 @@ app.add_typer(stations_app, name="stations")
 app.add_typer(topics_app, name="topics")
 app.add_typer(worker_app)
 app.add_typer(verdict_app)
+app.add_typer(rejected_app, name="rejected")
 
 
 @app.callback()

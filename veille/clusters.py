@@ -48,9 +48,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from elastic_transport import TransportError
-from elasticsearch import ApiError, Elasticsearch, helpers
+from elasticsearch import ApiError, Elasticsearch
 
 from veille.article import Article, utcnow
+from veille.es import delete_matching
 from veille.minhash import (
     Scheme,
     Similarity,
@@ -605,54 +606,14 @@ def prune_claims(
 
     Band terms go first, then the article records: a record's ``claimed_at`` is never older
     than the band terms it holds, so every band term still standing keeps its holder's record,
-    and a record is only ever read as the holder of a band term. One point in time is paged
-    through ``page_size`` ids at a time, each page deleted in one bulk. A delete carries the
-    sequence number the page saw, so a claim deleted and made again meanwhile (two pruners at
-    once) stays; claims already gone or made again are not counted.
+    and a record is only ever read as the holder of a band term. Each kind is deleted a page at
+    a time by :func:`veille.es.delete_matching`, which leaves a claim made again meanwhile (two
+    pruners at once) and counts only what it deleted.
     """
     cutoff = (utcnow() - older_than).isoformat()
-    pit = client.open_point_in_time(index=claims_index, keep_alive="2m")["id"]
-    deleted: dict[str, int] = {}
-    try:
-        for kind in ("band", "article"):
-            deleted[kind] = 0
-            after: list[Any] | None = None
-            while True:
-                page = client.search(
-                    pit={"id": pit, "keep_alive": "2m"},
-                    query={
-                        "bool": {
-                            "filter": [
-                                {"term": {"kind": kind}},
-                                {"range": {"claimed_at": {"lt": cutoff}}},
-                            ]
-                        }
-                    },
-                    sort=[{"_shard_doc": "asc"}],
-                    size=page_size,
-                    source=False,
-                    seq_no_primary_term=True,
-                    track_total_hits=False,
-                    search_after=after,
-                )
-                pit, hits = page["pit_id"], page["hits"]["hits"]
-                if not hits:
-                    break
-                actions = [
-                    {
-                        "_op_type": "delete",
-                        "_index": hit["_index"],
-                        "_id": hit["_id"],
-                        "if_seq_no": hit["_seq_no"],
-                        "if_primary_term": hit["_primary_term"],
-                    }
-                    for hit in hits
-                ]
-                done, _ = helpers.bulk(
-                    client, actions, chunk_size=page_size, ignore_status=(404, 409)
-                )
-                deleted[kind] += done
-                after = hits[-1]["sort"]
-    finally:
-        client.close_point_in_time(id=pit)
+    deleted = {}
+    for kind in ("band", "article"):
+        old = [{"term": {"kind": kind}}, {"range": {"claimed_at": {"lt": cutoff}}}]
+        query = {"bool": {"filter": old}}
+        deleted[kind] = delete_matching(client, claims_index, query, page_size)
     return deleted

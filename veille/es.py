@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
 from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
 
 from veille.config import Environment
@@ -83,6 +83,10 @@ class IndexNames:
     @property
     def verdicts(self) -> str:
         return f"{self.prefix}-verdicts"
+
+    @property
+    def rejected(self) -> str:
+        return f"{self.prefix}-rejected"
 
     @property
     def stations(self) -> str:
@@ -178,3 +182,47 @@ def delete_indices(client: Elasticsearch, prefix: str) -> None:
         return
     for item in templates["index_templates"]:
         client.indices.delete_index_template(name=item["name"])
+
+
+def delete_matching(
+    client: Elasticsearch, index: str, query: dict[str, Any], page_size: int = 1000
+) -> int:
+    """Delete the documents ``query`` finds, ``page_size`` at a time; returns how many went.
+
+    The local node has no ``_delete_by_query``, so one point in time is paged through and each
+    page deleted in one bulk. A delete carries the sequence number the page saw, so a document
+    written again meanwhile stays; documents already gone or written again are not counted.
+    """
+    pit = client.open_point_in_time(index=index, keep_alive="2m")["id"]
+    deleted = 0
+    after: list[Any] | None = None
+    try:
+        while True:
+            page = client.search(
+                pit={"id": pit, "keep_alive": "2m"},
+                query=query,
+                sort=[{"_shard_doc": "asc"}],
+                size=page_size,
+                source=False,
+                seq_no_primary_term=True,
+                track_total_hits=False,
+                search_after=after,
+            )
+            pit, hits = page["pit_id"], page["hits"]["hits"]
+            if not hits:
+                return deleted
+            actions = [
+                {
+                    "_op_type": "delete",
+                    "_index": hit["_index"],
+                    "_id": hit["_id"],
+                    "if_seq_no": hit["_seq_no"],
+                    "if_primary_term": hit["_primary_term"],
+                }
+                for hit in hits
+            ]
+            done, _ = helpers.bulk(client, actions, chunk_size=page_size, ignore_status=(404, 409))
+            deleted += done
+            after = hits[-1]["sort"]
+    finally:
+        client.close_point_in_time(id=pit)

@@ -5,8 +5,9 @@ In:  the validated config (each source's ``schedule``), the environment, optiona
 Out: APScheduler 3 jobs in a SQLite job store, ``<data>/scheduler.sqlite`` (mode 0600): job
      ``crawl:<source>`` per enabled source and ``task:<name>`` per maintenance command of
      :data:`MAINTENANCE_TASKS` (alert emails, spool replay, translation backfill, pruning old
-     cluster claims); each crawl runs through :func:`veille.runs.run_crawl` and is recorded by
-     :func:`veille.health.record_run`; a task's output goes to ``<data>/logs/task-<name>/``.
+     cluster claims and rejected articles); each crawl runs through
+     :func:`veille.runs.run_crawl` and is recorded by :func:`veille.health.record_run`; a
+     task's output goes to ``<data>/logs/task-<name>/``.
 
 At start the store is reconciled with the config: a new source gets a job whose first run comes
 within its jitter, a changed schedule is rescheduled, a removed or disabled source loses its job,
@@ -81,6 +82,7 @@ MAINTENANCE_TASKS: tuple[MaintenanceTask, ...] = (
     MaintenanceTask("clusters-prune", ("clusters", "prune"), Schedule(every="1d", jitter="1h")),
     # Articles indexed while the stations register could not be updated (Elasticsearch down).
     MaintenanceTask("stations-update", ("stations", "update"), Schedule(every="10m", jitter="1m")),
+    MaintenanceTask("rejected-prune", ("rejected", "prune"), Schedule(every="1d", jitter="1h")),
 )
 
 

@@ -291,6 +291,23 @@ def _send(
     return waiting
 
 
+def store(
+    client: Elasticsearch, index: str, documents: list[dict[str, Any]], spool: Spool
+) -> ReplayReport:
+    """Send documents (with their ``_id``) as ``create``s now; what Elasticsearch did not take
+    waits in ``spool``, in order (``remaining``), and what it refused goes to the dead letters.
+    Never raises for Elasticsearch being down."""
+    report = ReplayReport()
+    try:
+        waiting = _send(client, index, documents, spool.directory, report)
+    except (ApiError, TransportError) as exc:
+        waiting, report.error = documents, str(exc)
+    if waiting:
+        spool.add(waiting)
+        report.remaining = len(waiting)
+    return report
+
+
 def replay(client: Elasticsearch, index: str, data_dir: Path) -> ReplayReport:
     """Send the waiting spool files to ``index``, oldest first; see the module docstring."""
     report = ReplayReport()

@@ -3,9 +3,11 @@
 In:  the data folder (``VEILLE_DATA_DIR``) and, for ``replay``, a reachable Elasticsearch.
 Out: ``list`` prints the spool files waiting for replay (documents, size, whether a running
      crawl still writes them) and the dead letters (time, URL, reason); ``replay`` sends the
-     waiting files to the articles index in order and prints what it did. ``--json`` for
-     scripts. Exit status: ``replay`` exits 1 when documents are still waiting afterwards
-     (Elasticsearch failed during the replay) and 3 when Elasticsearch cannot be reached.
+     waiting files to the articles index in order and prints what it did. Rejected articles
+     waiting for ``<prefix>-rejected`` (:mod:`veille.rejected`) are counted by ``list`` and
+     replayed by ``replay`` too. ``--json`` for scripts. Exit status: ``replay`` exits 1 when
+     documents are still waiting afterwards (Elasticsearch failed during the replay) and 3 when
+     Elasticsearch cannot be reached.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 @app.command("list")
 def list_command(as_json: JsonOption = False) -> None:
     """List the spool files waiting for replay and the dead letters with their reasons."""
+    from veille.rejected import spool_root
     from veille.spool import dead_letters, describe_pending
 
     env = cli.env_or_exit()
     files = describe_pending(env.data_dir)
     letters = dead_letters(env.data_dir)
+    rejected = sum(f.documents for f in describe_pending(spool_root(env.data_dir)))
     if as_json:
         print(
             json.dumps(
@@ -42,6 +46,7 @@ def list_command(as_json: JsonOption = False) -> None:
                         for f in files
                     ],
                     "dead_letters": [asdict(letter) for letter in letters],
+                    "rejected_pending": rejected,
                 },
                 indent=2,
                 ensure_ascii=False,
@@ -72,23 +77,28 @@ def list_command(as_json: JsonOption = False) -> None:
         cli.out.print(table)
     else:
         cli.out.print("no dead letter")
+    if rejected:
+        where = spool_root(env.data_dir) / "spool"
+        cli.out.print(f"{rejected} rejected articles waiting for replay in {where}")
 
 
 @app.command("replay")
 def replay_command(as_json: JsonOption = False) -> None:
     """Send the waiting articles to Elasticsearch, oldest first."""
     from veille.es import IndexNames, setup_indices
+    from veille.rejected import replay_rejected
     from veille.spool import replay
 
     env = cli.env_or_exit()
     client = cli.client_or_exit(env)
-    index = IndexNames(env.index_prefix).articles
-    if not client.indices.exists_alias(name=index):
+    names = IndexNames(env.index_prefix)
+    if not all(client.indices.exists_alias(name=i) for i in (names.articles, names.rejected)):
         setup_indices(client, env.index_prefix)
-    report = replay(client, index, env.data_dir)
+    report = replay(client, names.articles, env.data_dir)
+    rejected = replay_rejected(client, names.rejected, env.data_dir)
     client.close()
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json.dumps({**report.as_dict(), "rejected": rejected.as_dict()}, indent=2))
     elif report.busy:
         cli.err.print("another replay is running; nothing done")
     else:
@@ -102,6 +112,12 @@ def replay_command(as_json: JsonOption = False) -> None:
                 else ""
             )
         )
-    if report.remaining:
-        cli.err.print(f"[bold red]error:[/] replay stopped: {escape(report.error or '')}")
+    if not as_json and (rejected.indexed or rejected.already_present or rejected.remaining):
+        cli.out.print(
+            f"rejected articles replayed: {rejected.indexed} kept, {rejected.already_present} "
+            f"already kept, {rejected.remaining} still waiting"
+        )
+    if report.remaining or rejected.remaining:
+        error = report.error or rejected.error or ""
+        cli.err.print(f"[bold red]error:[/] replay stopped: {escape(error)}")
         raise typer.Exit(1)

@@ -8,7 +8,8 @@ Out: ``test`` prints the decision and, for every rule, whether it matched and wh
      and recall per language and overall, then every misjudged article with the rule that fired
      or the one it came closest to. Lines fit 80 columns; ``--json`` for scripts. Exit status:
      1 when the page could not be read or (``eval``) an article is misjudged, 2 for bad
-     arguments or configuration.
+     arguments or configuration. ``eval --index`` and ``rescore`` judge the stored articles
+     instead: see :mod:`veille.rescore_commands`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from veille.topics import Decision, RuleResult
 WIDTH = 80
 SHOWN_MATCHES = 3
 
-app = typer.Typer(help="Topic rules: test a page, evaluate the labelled set.", no_args_is_help=True)
+app = typer.Typer(
+    help="Topic rules: test a page, evaluate the labelled set, apply an edit to stored articles.",
+    no_args_is_help=True,
+)
 
 
 def _wrap(text: str, indent: int) -> list[str]:
@@ -205,6 +209,13 @@ def test_command(
     print("\n".join(lines + decision_lines(decision)))
 
 
+SinceOption = typer.Option(
+    "--since",
+    help="Articles first seen since: 30d, 2025-03-01 (default $VEILLE_REJECTED_KEEP, 30d).",
+)
+LimitOption = typer.Option("--limit", "-n", min=0, help="Articles listed per kind of change.")
+
+
 @app.command("eval")
 def eval_command(
     folder: Annotated[
@@ -213,10 +224,31 @@ def eval_command(
     ] = None,
     topic: Annotated[str | None, typer.Option("--topic", help="Only this topic.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    index: Annotated[
+        bool,
+        typer.Option(
+            "--index",
+            help="Judge the stored articles instead (kept, rejected, judged by analysts): what "
+            "the topic files as they are now would change; nothing is changed.",
+        ),
+    ] = False,
+    since: Annotated[str | None, SinceOption] = None,
+    limit: Annotated[int, LimitOption] = 20,
 ) -> None:
-    """Precision and recall of the topic rules on a labelled set, and every misjudged article."""
+    """Precision and recall of the topic rules on a labelled set, and every misjudged article;
+    with --index, what they would change in the stored articles."""
     from veille.topic_eval import LABELLED_SET, evaluate
 
+    if index:
+        from veille import rescore_commands
+
+        if folder is not None or topic is not None:
+            cli.fail("--index judges the stored articles with every topic: leave out DIR and "
+                     "--topic", 2)  # fmt: skip
+        rescore_commands.run(apply=False, since=since, limit=limit, as_json=as_json)
+        return
+    if since is not None:
+        cli.fail("--since goes with --index", 2)
     config = cli.config_or_exit()
     topics = _topics(config, topic)
     folder = folder or LABELLED_SET
@@ -280,6 +312,19 @@ def eval_command(
                 lines += _wrap(f"{sign} {item.part}: {item.detail or 'not found'}", 6)
     print("\n".join(lines))
     raise typer.Exit(1 if misses else 0)
+
+
+@app.command("rescore")
+def rescore_command(
+    since: Annotated[str | None, SinceOption] = None,
+    limit: Annotated[int, LimitOption] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Apply the topic files as they are now to the stored articles: rejected ones a rule keeps
+    go through the rest of the pipeline, kept ones no rule keeps are marked off topic."""
+    from veille import rescore_commands
+
+    rescore_commands.run(apply=True, since=since, limit=limit, as_json=as_json)
 
 
 def explain_hits(hits: Sequence[Any], config: Config, as_json: bool) -> None:

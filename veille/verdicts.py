@@ -8,7 +8,10 @@ Out: one document per verdict in ``<prefix>-verdicts`` and the article's ``verdi
 
 An article judged irrelevant leaves the alerts (the matcher skips it and its pending
 notifications are cancelled, both through :data:`IRRELEVANT`) and Kibana's default searches and
-dashboards (their filter on ``verdict.label``).
+dashboards (their filter on ``verdict.label``). An article an edited topic no longer keeps
+(``off_topic``, set by ``veille topics rescore``: :mod:`veille.rescore`) leaves them the same
+way, through :data:`OFF_TOPIC`, until an analyst judges it relevant: that verdict clears the
+mark, and a later rescore leaves the article kept (the analyst outranks the rules).
 
 A verdict from an email link is stored under ``_id = link-<nonce>`` with ``op_type=create``, so
 two clicks of one link, however close together, store one verdict: the other gets
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 VIA = ("cli", "email")
 IRRELEVANT = {"term": {"verdict.label": "irrelevant"}}
+OFF_TOPIC = {"exists": {"field": "off_topic.at"}}
 NOTE_CHARS = 2000
 _ID = re.compile(r"[0-9a-f]{40}")
 _SOURCE = ["title", "canonical_url", "url", "site_name", "source.name", "published_at", "verdict"]
@@ -187,10 +191,12 @@ def record_verdict(
             raise LinkAlreadyUsed(used_link(client, names.verdicts, link.nonce)) from None
     else:
         stored = client.index(index=names.verdicts, document=event, refresh="wait_for")
+    change: dict[str, Any] = {"verdict": verdict.document()}
+    if verdict.label == "relevant":
+        change["off_topic"] = None
     try:
         client.update(
-            index=article.index, id=article.id, doc={"verdict": verdict.document()},
-            refresh="wait_for",
+            index=article.index, id=article.id, doc=change, refresh="wait_for",
         )  # fmt: skip
     except BaseException:
         try:
@@ -202,13 +208,22 @@ def record_verdict(
 
 def judged_irrelevant(client: Elasticsearch, index: str, ids: set[str]) -> set[str]:
     """Those of ``ids`` whose article is judged irrelevant."""
+    return _those(client, index, ids, IRRELEVANT)
+
+
+def marked_off_topic(client: Elasticsearch, index: str, ids: set[str]) -> set[str]:
+    """Those of ``ids`` whose article an edited topic no longer keeps."""
+    return _those(client, index, ids, OFF_TOPIC)
+
+
+def _those(client: Elasticsearch, index: str, ids: set[str], query: dict[str, Any]) -> set[str]:
     wanted = sorted(ids)
     found: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         response = client.search(
             index=index,
-            query={"bool": {"filter": [{"ids": {"values": chunk}}, IRRELEVANT]}},
+            query={"bool": {"filter": [{"ids": {"values": chunk}}, query]}},
             size=len(chunk),
             source=False,
         )

@@ -1,0 +1,61 @@
+"""Rescore spider: rejected articles an edited topic now keeps, sent through the rest of the
+pipeline (``veille topics rescore``, :func:`veille.rescore.promote`).
+
+Arguments (in the process that runs it, not from the command line): ``promotions``, a mapping
+of article ``_id`` to the ``(topics, relevance)`` the rules now give it, and ``promoted_at``.
+Out: one :class:`veille.article.Article` per id still in ``<prefix>-rejected``, rebuilt from its
+record as the relevance stage saw it, with ``topics``, ``relevance`` and ``promoted_at`` set. The
+crawl runs only the stages ``ITEM_PIPELINES`` puts after relevance (dedupe to index), so each
+article is dropped or stored exactly as if the rules had kept it when it was crawled. Nothing
+is fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import scrapy
+
+from pipelines.base import in_thread
+from veille.article import Article
+from veille.config import Environment
+from veille.es import IndexNames, make_client
+
+PAGE = 100
+
+
+class RescoreSpider(scrapy.Spider):
+    name = "rescore"
+
+    def __init__(
+        self,
+        promotions: dict[str, tuple[list[str], dict[str, Any]]] | None = None,
+        promoted_at: datetime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.promotions = promotions or {}
+        self.promoted_at = promoted_at
+
+    async def start(self) -> AsyncIterator[Any]:
+        env = Environment.from_env()
+        client = make_client(env)
+        index = IndexNames(env.index_prefix).rejected
+        ids = list(self.promotions)
+        try:
+            for first in range(0, len(ids), PAGE):
+                found = await in_thread(lambda page: client.mget(index=index, ids=page),
+                                        ids[first : first + PAGE])  # fmt: skip
+                for record in found["docs"]:
+                    if record.get("found"):
+                        yield self.article(record["_id"], record["_source"])
+        finally:
+            client.close()
+
+    def article(self, article_id: str, record: dict[str, Any]) -> Article:
+        article = Article.from_document(record)
+        article.topics, article.relevance = self.promotions[article_id]
+        article.promoted_at = self.promoted_at
+        return article
