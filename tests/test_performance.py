@@ -172,3 +172,39 @@ def test_extraction_workers_start_ready_without_the_crawl_main_module(tmp_path):
     assert "language: " in done.stdout and "language: None" not in done.stdout
     # Only the crawl process itself ran the main module: no worker re-imported it.
     assert marker.read_text(encoding="utf-8").splitlines() == ["__main__"]
+
+
+def test_extraction_keeps_trafilaturas_own_metadata_and_body():
+    """One parse, and only the metadata work whose result is stored: the same fields as
+    trafilatura's full ``bare_extraction(with_metadata=True)`` on the same page."""
+    import trafilatura
+
+    from crawler.extraction import _metadata, parse_datetime
+
+    base_url = "http://127.0.0.1:9"
+    pages = [(f"http://127.0.0.1/{path}", path.read_bytes()) for path in fixture_pages()]
+    pages += [
+        (base_url + path, html)
+        for path, html in build_corpus(30, seed=11, base_url=base_url).article_pages()
+    ]
+    compared = 0
+    for url, body in pages:
+        result = extract_article(body, url)
+        if isinstance(result, NotAnArticle):
+            continue
+        tree = lxml.html.fromstring(body)
+        own = _metadata(tree, url)  # the page's own canonical URL, time and JSON-LD authors
+        full = trafilatura.bare_extraction(
+            tree, url=url, with_metadata=True, include_comments=False
+        )
+        title = full.title.strip()
+        text = full.text.strip().removeprefix(title).lstrip()
+        assert (result.title, result.text) == (title, text), url
+        assert result.description == (full.description or None), url
+        assert result.site_name == (full.sitename or None), url
+        assert result.image == (full.image or None), url
+        authors = [a.strip() for a in (full.author or "").split(";") if a.strip()]
+        assert result.authors == (own.get("authors") or authors), url
+        assert result.published_at == (own.get("published_at") or parse_datetime(full.date)), url
+        compared += 1
+    assert compared > 40
