@@ -106,11 +106,18 @@ def pin(pid: int, cpus: set[int]) -> None:
             continue
 
 
-def write_config(folder: Path, count: int, seed: int, base_url: str) -> Path:
-    """A config folder: one feed source per synthetic outlet, the shipped topic files."""
+def write_config(
+    folder: Path, count: int, seed: int, base_url: str, site_urls: dict[str, str] | None = None
+) -> Path:
+    """A config folder: one feed source per synthetic outlet, the shipped topic files.
+
+    With ``site_urls`` (a server started with ``sites=True``), each outlet's one feed on its own
+    site, as ``python -m bench peers`` gives news-please.
+    """
     corpus = build_corpus(count, seed, base_url)
     folder.mkdir(parents=True, exist_ok=True)
-    sources = {"sources": corpus.sources(base_url)}
+    listed = corpus.site_sources(site_urls) if site_urls else corpus.sources(base_url)
+    sources = {"sources": listed}
     (folder / "sources.yaml").write_text(yaml.safe_dump(sources), encoding="utf-8")
     shutil.copytree(ROOT / "config" / "topics", folder / "topics", dirs_exist_ok=True)
     return folder
@@ -204,6 +211,7 @@ class CrawlRun:
     es_cpu_seconds: float = 0.0
     main_cpu_seconds: float = 0.0  # the crawl process alone (reactor, pipeline, ES client)
     stats: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # URL path → text, with keep_texts
 
     @property
     def pages(self) -> int:
@@ -230,6 +238,21 @@ def delete_prefix(url: str, prefix: str) -> None:
         client.close()
 
 
+def stored_texts(url: str, prefix: str) -> dict[str, str]:
+    """URL path → text of every article a crawl indexed under ``prefix``."""
+    from elasticsearch.helpers import scan
+
+    from veille.config import Environment
+    from veille.es import IndexNames, make_client
+
+    client = make_client(Environment(es_url=url, index_prefix=prefix))
+    try:
+        hits = scan(client, index=IndexNames(prefix).articles, _source=["url", "text"])
+        return {urlsplit(hit["_source"]["url"]).path: hit["_source"]["text"] for hit in hits}
+    finally:
+        client.close()
+
+
 def run_crawl(
     count: int,
     seed: int,
@@ -238,17 +261,23 @@ def run_crawl(
     extra: list[str],
     profile: Path | None = None,
     cpus: set[int] | None = None,
+    sites: bool = False,
+    keep_texts: bool = False,
 ) -> CrawlRun:
     """A real ``veille crawl --all`` over ``count`` served articles, in a subprocess.
 
     With ``cpus``, the crawl and its extraction workers run on those CPUs only, and
-    Elasticsearch and the corpus server on the others.
+    Elasticsearch and the corpus server on the others. With ``sites``, each outlet is a site of
+    its own with one feed (``CorpusServer(sites=True)``). With ``keep_texts``, the run keeps the
+    text of every article indexed (``CrawlRun.texts``).
     """
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
     folder = work / prefix
     stats_file = folder / "stats.json"
-    with CorpusServer(count, seed) as server:
-        config = write_config(folder / "config", count, seed, server.base_url)
+    with CorpusServer(count, seed, sites=sites) as server:
+        config = write_config(
+            folder / "config", count, seed, server.base_url, server.site_urls or None
+        )
         env = bench_env(url, prefix, config, folder / "data")
         command = [sys.executable, "-m", "veille.cli", "crawl", "--all", "--json"]
         command += crawl_options(stats_file, extra)
@@ -282,10 +311,11 @@ def run_crawl(
         if profile is not None:
             title = f"veille crawl --all of {count} synthetic articles (python -m bench profile)"
             write_summary(folder / "crawl.raw", profile, title)
+        texts = stored_texts(url, prefix) if keep_texts else {}
     finally:
         delete_prefix(url, prefix)
     seconds = float(stats["elapsed_time_seconds"])
-    return CrawlRun(count, seconds, wall, rss, cpu, es_cpu, main_cpu, stats)
+    return CrawlRun(count, seconds, wall, rss, cpu, es_cpu, main_cpu, stats, texts)
 
 
 def stage_times(

@@ -238,17 +238,44 @@ class Corpus:
     def sources(self, base_url: str) -> list[dict]:
         """sources.yaml entries: one feed source per outlet, its feed pages as URLs."""
         return [
-            {
-                "name": outlet,
-                "type": "feed",
-                "urls": [base_url + path for path in self.feeds(outlet)],
-                "language": OUTLET_LANGUAGE[outlet],
-                "country": COUNTRY[OUTLET_LANGUAGE[outlet]],
-                "schedule": {"every": "1h"},
-            }
+            _source(outlet, [base_url + path for path in self.feeds(outlet)])
             for outlet in OUTLET_NAMES
             if self.feeds(outlet)
         ]
+
+    def site_pages(self, outlet: str, base_url: str) -> dict[str, tuple[str, bytes]]:
+        """The outlet as a site of its own at ``base_url``: a home page that announces one RSS
+        feed (``/feed.xml``), that feed listing every article of the outlet, and robots.txt.
+
+        For crawlers that find a site's feed on its home page (news-please's RSS mode).
+        """
+        mine = [spec for spec in self.articles if spec.outlet == outlet]
+        home = (
+            f'<!DOCTYPE html>\n<html lang="{OUTLET_LANGUAGE[outlet]}"><head><meta charset="utf-8">'
+            f"<title>{outlet}</title>"
+            f'<link rel="alternate" type="application/rss+xml" title="{outlet}" href="/feed.xml">'
+            f"</head><body><h1>{outlet}</h1></body></html>\n"
+        )
+        return {
+            "/": ("text/html; charset=utf-8", home.encode("utf-8")),
+            "/feed.xml": ("application/rss+xml", feed_page(outlet, mine, base_url, 1)),
+            "/robots.txt": self.pages["/robots.txt"],
+        }
+
+    def site_sources(self, site_urls: dict[str, str]) -> list[dict]:
+        """sources.yaml entries for the sites of :meth:`site_pages`: each outlet's one feed."""
+        return [_source(outlet, [url + "/feed.xml"]) for outlet, url in site_urls.items()]
+
+
+def _source(outlet: str, urls: list[str]) -> dict:
+    return {
+        "name": outlet,
+        "type": "feed",
+        "urls": urls,
+        "language": OUTLET_LANGUAGE[outlet],
+        "country": COUNTRY[OUTLET_LANGUAGE[outlet]],
+        "schedule": {"every": "1h"},
+    }
 
 
 def _sentence(rng: random.Random, words: dict[str, list[str]], on_topic: bool) -> str:
