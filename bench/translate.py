@@ -325,7 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--real-size", action="store_true", help="a model of the Argos index's size (see above)"
     )
-    parser.add_argument("--quick", action="store_true", help="with --real-size: 80 sentences")
+    parser.add_argument(
+        "--quick", action="store_true", help="with --real-size: 40 sentences, 20 to an article"
+    )
     parser.add_argument(
         "--daily-articles", type=int, default=4400,
         help="articles crawled a day (assumed: the 44 shipped sources at 100 new articles each)",
@@ -343,9 +345,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.real_size:
         if args.sentences == parser.get_default("sentences"):
-            args.sentences = 80 if args.quick else 400
+            args.sentences = 40 if args.quick else 400
         if args.per_article == parser.get_default("per_article"):
-            args.per_article = 40
+            args.per_article = 20 if args.quick else 40
         report = real_size(args)
         print_real_size(report)
         if args.json:
