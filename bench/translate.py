@@ -36,7 +36,9 @@ dimensions) spends far more time in the network itself, so its ratio will differ
 translate_model.py``: 6+6 layers, d_model 512, FFN 2048, 8 heads, 50,000 SentencePiece pieces,
 int8, random weights; built once under the bench's cache), ``--per-article`` 40 sentences (about
 500 words), each library's default threads (``intra_threads`` 0) on this machine's cores, and
-one row per path: argostranslate per article, Veille's engine with its defaults. Random weights
+one row per path: argostranslate per article, Veille's engine with its defaults (argostranslate
+translates one article at a time, so ``--baseline-articles`` of them measure its rate: with
+``--quick`` 2 articles of 20 sentences against Veille's 8). Random weights
 do not end a sentence where a trained model would, so every ``translate_batch`` call of both
 paths goes through :class:`PinnedLength`: each output is exactly as long, in pieces, as its
 input (CTranslate2's ``min_decoding_length`` and ``max_decoding_length``). Prints sentences/s,
@@ -246,18 +248,23 @@ def real_size(args: argparse.Namespace) -> dict[str, Any]:
     tokenizer = Package(model.path).tokenizer
     pieces = sum(len(tokenizer.encode(sentence)) for sentence in sentences)
     words = sum(len(sentence.split()) for sentence in sentences)
+    # argostranslate translates one article at a time, so its rate does not depend on how many
+    # articles it is given: --baseline-articles of them are enough to measure it.
+    baseline = articles[: args.baseline_articles or len(articles)]
     runs = {
-        "argostranslate per article": argos_per_article(articles, 0),
-        "veille engine, defaults": veille_engine(articles),
+        "argostranslate per article": (baseline, argos_per_article(baseline, 0)),
+        "veille engine, defaults": (articles, veille_engine(articles)),
     }
     rows = {}
-    for name, run in runs.items():
+    for name, (given, run) in runs.items():
         wall, cpu = cpu_timed(run)
+        count = sum(len(split_sentences(p)) for a in given for p in a.split("\n"))
         rows[name] = {
+            "articles": len(given),
             "seconds": wall,
-            "sentences_per_s": len(sentences) / wall,
-            "articles_per_s": len(articles) / wall,
-            "cpu_s_per_1000_articles": 1000 * cpu / len(articles),
+            "sentences_per_s": count / wall,
+            "articles_per_s": len(given) / wall,
+            "cpu_s_per_1000_articles": 1000 * cpu / len(given),
         }
     veille, plain = rows["veille engine, defaults"], rows["argostranslate per article"]
     translated = args.daily_articles * args.on_topic_share * args.translated_share
@@ -293,11 +300,14 @@ def print_real_size(report: dict[str, Any]) -> None:
         f"({report['pieces_per_word']:.2f} per word), outputs pinned to the input's length, "
         f"{report['cpus']} CPUs"
     )
-    print(f"{'':28} {'sentences/s':>11} {'articles/s':>10} {'CPU s per 1,000 articles':>25}")
+    print(
+        f"{'':28} {'articles':>8} {'sentences/s':>11} {'articles/s':>10} "
+        f"{'CPU s per 1,000 articles':>25}"
+    )
     for name, row in report["rows"].items():
         print(
-            f"{name:28} {row['sentences_per_s']:11.1f} {row['articles_per_s']:10.2f} "
-            f"{row['cpu_s_per_1000_articles']:25.0f}"
+            f"{name:28} {row['articles']:8d} {row['sentences_per_s']:11.1f} "
+            f"{row['articles_per_s']:10.2f} {row['cpu_s_per_1000_articles']:25.0f}"
         )
     daily = report["daily"]
     print(
@@ -326,7 +336,12 @@ def main(argv: list[str] | None = None) -> None:
         "--real-size", action="store_true", help="a model of the Argos index's size (see above)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="with --real-size: 40 sentences, 20 to an article"
+        "--quick",
+        action="store_true",
+        help="with --real-size: 160 sentences, 20 to an article, the baseline on 2 articles",
+    )
+    parser.add_argument(
+        "--baseline-articles", type=int, help="with --real-size: argostranslate's share (all)"
     )
     parser.add_argument(
         "--daily-articles", type=int, default=4400,
@@ -345,9 +360,11 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.real_size:
         if args.sentences == parser.get_default("sentences"):
-            args.sentences = 40 if args.quick else 400
+            args.sentences = 160 if args.quick else 400
         if args.per_article == parser.get_default("per_article"):
             args.per_article = 20 if args.quick else 40
+        if args.quick and args.baseline_articles is None:
+            args.baseline_articles = 2
         report = real_size(args)
         print_real_size(report)
         if args.json:
