@@ -1,6 +1,7 @@
 """``python -m bench all``: where a crawl's time and memory go, and each performance goal's ratio.
 
-    python -m bench all [--quick] [--articles N] [--memory 1000,10000] [--sample K]
+    python -m bench all [--quick] [--articles N] [--memory 1000,10000] [--sample K] [--cpus 0]
+    python -m bench peers [--quick] [--peer-articles N]
     python -m bench profile [--articles N]
 
 In:  a local Elasticsearch (``VEILLE_ES_URL``, else ``scripts/es-local start``); nothing else.
@@ -16,15 +17,25 @@ Out: a table on stdout (and ``--json PATH``):
 - the baselines measured in the same run: a bare trafilatura loop over the same pages with as many
   processes as the crawl extracts with, and a bare ``helpers.bulk`` of the same documents;
 - the goals as ratios: crawl vs bare extraction (≥ 0.8), index stage vs bare bulk (≥ 0.8), peak
-  RSS of the largest ``--memory`` crawl vs the smallest (≤ 1.5);
+  RSS of the largest ``--memory`` crawl vs the smallest (≤ 1.5), the CPU per article of the
+  crawl's own processes (crawl process, extraction forkserver and workers; not Elasticsearch nor
+  the corpus server) vs the bare loop's (≤ 1.5; measured as specified with ``--cpus``, which pins
+  both to the same CPUs);
+- the extraction step against ``trafilatura.extract`` (``bench/extraction.py``, ≤ 1.15 in CPU
+  per page), news-please against Veille on the same feeds (``bench/peers.py``, also alone as
+  ``python -m bench peers``: ≥ 5× the articles/s, body F1 not lower) and translation at real model
+  size (``python -m bench.translate --real-size``: ≥ 3× argostranslate per article);
 - the other benchmarks' figures (``bench/translate.py``, ``bench/dedup.py``,
   ``bench/alerts.py``) when those modules exist, else a line saying the figure is missing.
 
 ``profile`` writes py-spy summaries to ``bench/profiles/`` (see ``bench/profile.py``): a crawl
 (``crawl.txt``: reactor thread, worker threads, extraction processes) and the stages alone
 (``stages.txt``).
-``--quick`` (400 articles, memory 100 vs 400, smaller samples, two index rounds, the other
-benchmarks not run but named) runs in under two minutes on an idle 2-core machine.
+``--quick`` (400 articles, memory 100 vs 400, smaller samples, two index rounds, 100 extraction
+pages, peers on 90 articles, translation on 160 sentences, the other benchmarks not run but
+named) is meant to run in about two minutes on an idle 2-core machine, once news-please is
+installed and the real-size model generated (the first run does both, under the bench's cache:
+``$VEILLE_BENCH_CACHE``, default ``~/.cache/veille-bench``).
 Every index the bench creates has a ``bench-<random>`` prefix and is deleted at the end.
 """
 
@@ -403,6 +414,12 @@ def print_report(report: dict[str, Any]) -> None:
         f" indexed {crawl['indexed']}; {crawl['processes']} extraction processes)"
     )
     print(
+        f"crawl's own processes: {crawl['processes_cpu_ms']:.1f} CPU ms/article; a crawl of "
+        f"{crawl['small_crawl_pages']} pages spent {crawl['small_crawl_cpu_seconds']:.2f} s "
+        f"(start-up), the {crawl['pages']}-page crawl {crawl['beyond_small_cpu_ms']:.1f} ms per "
+        "page beyond it"
+    )
+    print(
         f"bare trafilatura loop: {bare['per_second']:.1f} articles/s, "
         f"{bare['cpu_ms_per_article']:.1f} CPU ms/article "
         f"({bare['pages']} pages in {bare['seconds']:.1f} s, {bare['processes']} processes)"
@@ -460,6 +477,9 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         run_crawl(300, args.seed + 1, url, work, extra, cpus=cpus)
         print(f"crawl of {args.articles} articles …", file=sys.stderr)
         crawl = run_crawl(args.articles, args.seed, url, work, extra, cpus=cpus)
+        # One article per outlet: what a crawl costs before it has anything to do (start-up).
+        print("crawl of 9 articles (start-up) …", file=sys.stderr)
+        small = run_crawl(9, args.seed, url, work, extra, cpus=cpus)
         print("bare extraction loop …", file=sys.stderr)
         extracted, bare_seconds, bare_cpu = bare_extraction(
             args.articles, args.seed, max(processes, 1), cpus
@@ -493,6 +513,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     index_ratio = goal["stage_docs_per_s"] / goal["bulk_docs_per_s"]
     index_cpu_ratio = goal["bulk_cpu_ms_per_doc"] / goal["stage_cpu_ms_per_doc"]
     crawl_cpu_ms = 1000 * crawl.cpu_seconds / max(crawl.pages, 1)
+    beyond_ms = 1000 * (crawl.cpu_seconds - small.cpu_seconds) / max(crawl.pages - small.pages, 1)
     lean_ratio = crawl_cpu_ms / bare_cpu_ms
     pinned = f"both on CPU {','.join(map(str, sorted(cpus)))}" if cpus else "not pinned: --cpus"
     return {
@@ -517,6 +538,10 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             / max(crawl.pages, 1),
             "es_cpu_ms": 1000 * crawl.es_cpu_seconds / max(crawl.pages, 1),
             "indexed": int(crawl.stats.get("veille/indexed", 0)),
+            "processes_cpu_ms": crawl_cpu_ms,
+            "small_crawl_cpu_seconds": small.cpu_seconds,
+            "small_crawl_pages": small.pages,
+            "beyond_small_cpu_ms": beyond_ms,
             "peak_rss": crawl.peak_rss,
             "processes": processes,
             "stats": crawl.stats,
