@@ -2,7 +2,7 @@
 
     python -m bench all [--quick] [--articles N] [--memory 1000,10000] [--sample K] [--cpus 0]
     python -m bench peers [--quick] [--peer-articles N]
-    python -m bench profile [--articles N]
+    python -m bench profile [--articles N] [--cpus 0]
 
 In:  a local Elasticsearch (``VEILLE_ES_URL``, else ``scripts/es-local start``); nothing else.
 Out: a table on stdout (and ``--json PATH``):
@@ -453,17 +453,22 @@ def print_goals(goals: list[tuple]) -> None:
     )
 
 
+def crawl_sets(args: argparse.Namespace) -> list[str]:
+    """``--set`` values for the crawls; with ``--cpus``, one extraction process per CPU given,
+    as the bare loop has."""
+    extra = list(args.set or [])
+    if args.cpus and not any(s.startswith("VEILLE_EXTRACT_PROCESSES=") for s in extra):
+        extra.append(f"VEILLE_EXTRACT_PROCESSES={len(args.cpus)}")
+    return extra
+
+
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     url = es_url()
-    extra = list(args.set or [])
+    extra = crawl_sets(args)
     from veille.crawl import crawl_settings
 
     cpus = args.cpus
-    if cpus:
-        # The crawl extracts with one process per CPU it is given, as the bare loop does; the
-        # bench itself, Elasticsearch and the corpus server keep to the other CPUs.
-        if not any(s.startswith("VEILLE_EXTRACT_PROCESSES=") for s in extra):
-            extra.append(f"VEILLE_EXTRACT_PROCESSES={len(cpus)}")
+    if cpus:  # the bench itself, Elasticsearch and the corpus server keep to the other CPUs
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - cpus)
     processes = crawl_settings(dict(s.split("=", 1) for s in extra)).getint(
         "VEILLE_EXTRACT_PROCESSES", os.cpu_count() or 1
@@ -479,7 +484,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         crawl = run_crawl(args.articles, args.seed, url, work, extra, cpus=cpus)
         # One article per outlet: what a crawl costs before it has anything to do (start-up).
         print("crawl of 9 articles (start-up) …", file=sys.stderr)
-        small = run_crawl(9, args.seed, url, work, extra, cpus=cpus)
+        startup = run_crawl(9, args.seed, url, work, extra, cpus=cpus)
         print("bare extraction loop …", file=sys.stderr)
         extracted, bare_seconds, bare_cpu = bare_extraction(
             args.articles, args.seed, max(processes, 1), cpus
@@ -513,7 +518,9 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     index_ratio = goal["stage_docs_per_s"] / goal["bulk_docs_per_s"]
     index_cpu_ratio = goal["bulk_cpu_ms_per_doc"] / goal["stage_cpu_ms_per_doc"]
     crawl_cpu_ms = 1000 * crawl.cpu_seconds / max(crawl.pages, 1)
-    beyond_ms = 1000 * (crawl.cpu_seconds - small.cpu_seconds) / max(crawl.pages - small.pages, 1)
+    beyond_ms = (
+        1000 * (crawl.cpu_seconds - startup.cpu_seconds) / max(crawl.pages - startup.pages, 1)
+    )
     lean_ratio = crawl_cpu_ms / bare_cpu_ms
     pinned = f"both on CPU {','.join(map(str, sorted(cpus)))}" if cpus else "not pinned: --cpus"
     return {
@@ -539,8 +546,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             "es_cpu_ms": 1000 * crawl.es_cpu_seconds / max(crawl.pages, 1),
             "indexed": int(crawl.stats.get("veille/indexed", 0)),
             "processes_cpu_ms": crawl_cpu_ms,
-            "small_crawl_cpu_seconds": small.cpu_seconds,
-            "small_crawl_pages": small.pages,
+            "small_crawl_cpu_seconds": startup.cpu_seconds,
+            "small_crawl_pages": startup.pages,
             "beyond_small_cpu_ms": beyond_ms,
             "peak_rss": crawl.peak_rss,
             "processes": processes,
@@ -601,7 +608,8 @@ def run_profile(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="veille-bench-") as tmp:
         work = Path(tmp)
         crawl = PROFILES / "crawl.txt"
-        run = run_crawl(args.articles, args.seed, url, work, list(args.set or []), crawl)
+        extra = crawl_sets(args)
+        run = run_crawl(args.articles, args.seed, url, work, extra, crawl, args.cpus)
         print(f"{crawl}: {run.pages} pages at {run.per_second:.1f} articles/s (under py-spy)")
         stages = PROFILES / "stages.txt"
         stage_times(
