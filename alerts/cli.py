@@ -25,6 +25,7 @@ from alerts.rules import AlertRule, RuleSet, load_rules
 from alerts.run import ensure_indices, run_alerts
 from veille.article import utcnow
 from veille.cli_support import client_or_exit, config_or_exit, env_or_exit, err, fail, out
+from veille.search import merge_marks
 
 app = typer.Typer(help="Keyword email alerts (rules in config/alerts.yaml).", no_args_is_help=True)
 
@@ -36,11 +37,11 @@ def _rules() -> RuleSet:
 
 
 def _describe(rule: AlertRule) -> str:
-    return (
-        rule.query
-        if rule.query is not None
-        else "es_query: " + json.dumps(rule.es_query, ensure_ascii=False)
-    )
+    if rule.query is not None:
+        return rule.query
+    if rule.es_query is not None:
+        return "es_query: " + json.dumps(rule.es_query, ensure_ascii=False)
+    return "(by its filters)"
 
 
 def _filters(rule: AlertRule) -> str:
@@ -50,9 +51,12 @@ def _filters(rule: AlertRule) -> str:
             ("lang", rule.languages),
             ("country", rule.countries),
             ("source", rule.sources),
+            ("action", rule.actions),
         )
         if values
     ]
+    if rule.new_station:
+        parts.append("new station")
     if rule.min_relevance is not None:
         parts.append(f"relevance ≥ {rule.min_relevance:g}")
     return "\n".join(parts) or "-"
@@ -134,7 +138,9 @@ def test_rule(
             "translated_title": hit["_source"].get("translation", {}).get("en", {}).get("title"),
             "url": hit["_source"].get("canonical_url"),
             "matched": " … ".join(
-                fragment.replace(MARK_START, "«").replace(MARK_END, "»")
+                merge_marks(fragment, MARK_START, MARK_END)
+                .replace(MARK_START, "«")
+                .replace(MARK_END, "»")
                 for fragments in hit.get("highlight", {}).values()
                 for fragment in fragments[:1]
             ),

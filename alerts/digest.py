@@ -18,6 +18,7 @@ from elasticsearch import Elasticsearch
 
 from alerts.notifications import Notification
 from alerts.rules import RuleSet
+from veille.search import merge_marks
 
 MARK_START = "\ue000"
 MARK_END = "\ue001"
@@ -66,7 +67,8 @@ def _snippet(highlight: dict[str, list[str]], document: dict[str, Any]) -> str:
         )
 
     if highlight:
-        return _line(" … ".join(highlight[min(highlight, key=rank)]))
+        marked = _line(" … ".join(highlight[min(highlight, key=rank)]))
+        return merge_marks(marked, MARK_START, MARK_END)
     text = _line(document.get("description") or document.get("text"))
     return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
 

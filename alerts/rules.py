@@ -2,8 +2,10 @@
 
 In:  the config folder's ``alerts.yaml``: a list of ``rules``, each with a ``name``, a keyword
      ``query`` (or a raw Elasticsearch ``es_query``), optional ``languages``, ``countries``,
-     ``sources``, ``min_relevance``, the ``recipients`` and a ``frequency`` (``immediate``,
-     ``hourly``, or ``daily`` with ``at: "HH:MM"`` and a ``timezone``).
+     ``sources``, ``min_relevance``, ``actions`` (articles reporting one of these actions) and
+     ``new_station: true`` (articles that added a location to the stations register; a rule
+     with one of these two may have no query), the ``recipients`` and a ``frequency``
+     (``immediate``, ``hourly``, or ``daily`` with ``at: "HH:MM"`` and a ``timezone``).
 Out: a :class:`RuleSet` of frozen :class:`AlertRule` objects. A mistake raises
      :class:`veille.config.ConfigError` naming the file, the line, the key, the rule and what
      is wrong.
@@ -26,7 +28,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from alerts.query import QuerySyntaxError, compile_keywords, with_filters
-from veille.config import ConfigError, StrictModel, config_dir, line_of, load_yaml, validate_model
+from veille.config import (
+    Action,
+    ConfigError,
+    StrictModel,
+    config_dir,
+    line_of,
+    load_yaml,
+    validate_model,
+)
 
 RULES_FILE = "alerts.yaml"
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -56,6 +66,8 @@ class AlertRule(StrictModel):
     countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = []
     sources: list[str] = []
     min_relevance: Annotated[float, Field(ge=0)] | None = None
+    actions: list[Action] = []
+    new_station: bool = False
     recipients: Annotated[list[Recipient], Field(min_length=1)]
     frequency: Literal["immediate", "hourly", "daily"] = "immediate"
     at: str | None = None
@@ -107,8 +119,13 @@ class AlertRule(StrictModel):
 
     def problem(self) -> tuple[str, str] | None:
         """A mistake spanning several keys, as (key, message), or None."""
-        if (self.query is None) == (self.es_query is None):
+        if self.query is not None and self.es_query is not None:
             return "query", "give exactly one of 'query' (keywords) or 'es_query' (raw query)"
+        if self.query is None and self.es_query is None and not (self.actions or self.new_station):
+            return "query", (
+                "give 'query' (keywords) or 'es_query' (raw query), or select by 'actions' "
+                "or 'new_station: true'"
+            )
         if self.frequency != "daily" and (self.at or self.timezone):
             key = "at" if self.at else "timezone"
             return key, f"'{key}' only applies to frequency: daily"
@@ -140,13 +157,19 @@ class AlertRule(StrictModel):
 
     def search_query(self) -> dict[str, Any]:
         """The Elasticsearch query for this rule: keywords or raw query, with its filters."""
-        base = self.es_query if self.es_query is not None else compile_keywords(self.query or "")
+        base: dict[str, Any] = {"match_all": {}}
+        if self.es_query is not None:
+            base = self.es_query
+        elif self.query is not None:
+            base = compile_keywords(self.query)
         return with_filters(
             base,
             languages=self.languages,
             countries=self.countries,
             sources=self.sources,
             min_relevance=self.min_relevance,
+            actions=self.actions,
+            new_station=self.new_station,
         )
 
     def fingerprint(self) -> str:

@@ -77,7 +77,7 @@ def make_articles(count: int, people: list[str], rng: random.Random) -> list[dic
             title=text.split(".")[0],
             text=text,
             language="fr" if french else "en",
-            relevance=6.0,
+            relevance={"score": 6.0},
             published_at=datetime(2025, 3, 1, tzinfo=UTC),
         )
         documents.append(article.to_document())

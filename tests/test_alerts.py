@@ -56,7 +56,7 @@ def article(outlet: str, slug: str, title: str, text: str, **fields: Any) -> Art
         site_name=site,
         published_at=datetime(2025, 3, 12, 9, 30, tzinfo=UTC),
         topics=["overseas-police-stations"],
-        relevance=8.0,
+        relevance={"score": 8.0, "topic": "overseas-police-stations", "rule": "fr/station-names"},
         **fields,
     )
 

@@ -23,7 +23,7 @@ def test_shipped_config_is_valid():
     assert config.sources, "the shipped sources.yaml lists sources"
     topic = next(t for t in config.topics if t.name == "overseas-police-stations")
     assert set(topic.languages) == {"fr", "en", "es"}
-    assert all(topic.languages[lang].terms for lang in ("fr", "en", "es"))
+    assert all(topic.languages[lang].rules for lang in ("fr", "en", "es"))
 
 
 def test_unknown_key_names_file_key_and_line(config_copy: Path):

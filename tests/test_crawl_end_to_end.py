@@ -73,7 +73,11 @@ def test_exactly_the_on_topic_articles_are_indexed(crawled, sites, es, index_pre
         assert doc["source"]["country"] == outlet["country"]
         assert doc["authors"] == page["authors"]
         assert doc["topics"] == ["overseas-police-stations"]
-        assert doc["relevance"] > 0 and doc["matched_terms"]
+        relevance = doc["relevance"]
+        assert relevance["score"] > 0 and relevance["topic"] == "overseas-police-stations"
+        assert relevance["rule"] in relevance["rules"]
+        for match in relevance["matches"]:  # the words where the rule matched, at their offsets
+            assert doc[match["field"]][match["start"] : match["end"]].startswith(match["text"])
 
 
 def test_off_topic_and_non_articles_are_counted_as_dropped(crawled, sites):
@@ -141,6 +145,31 @@ def test_search_prints_a_readable_table(crawled, sites):
     assert result.returncode == 0, result.stderr
     assert "articles matching 'Safeguard Defenders'" in result.stdout
     assert "published" in result.stdout and "source" in result.stdout
+
+
+def test_search_speaks_the_query_language(crawled):
+    def titles(query: str) -> set[str]:
+        result = run_veille("search", query, "--since", "3650d", "--json", env=crawled["env"])
+        assert result.returncode == 0, result.stderr
+        return {hit["title"] for hit in json.loads(result.stdout)}
+
+    near = titles('"police stations" NEAR/3 Chinese')
+    assert near and near <= titles("police AND Chinese")
+    assert titles("Fuzhou | Qingtian") == titles("Fuzhou OR Qingtian")
+    assert titles("police -Toronto") == titles("police NOT Toronto") < titles("police")
+    broken = run_veille("search", "police NEAR/3 NOT china", env=crawled["env"])
+    assert broken.returncode == 2
+    assert "at character 15: NOT inside NEAR" in broken.stderr
+
+
+def test_search_explain_shows_why_each_result_is_on_topic(crawled):
+    result = run_veille("search", "Safeguard Defenders", "--since", "3650d", "-n", "3",
+                        "--explain", env=crawled["env"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    assert result.stdout.count("indexed by overseas-police-stations rule") == 3
+    assert result.stdout.count("ON TOPIC") == 3
+    assert "✓ any/safeguard-defenders" in result.stdout
 
 
 def test_setup_is_idempotent(crawled, es, index_prefix):

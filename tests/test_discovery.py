@@ -15,7 +15,7 @@ from crawler.middlewares.backoff import retry_after_seconds
 from tests.support.discovery_server import ROOT as DISCOVERY
 from tests.support.discovery_server import google_article_id
 from tests.support.runner import ROOT
-from veille.config import Term, Topic, load_config
+from veille.config import Rule, Topic, load_config
 from veille.discovery import (
     DiscoveryError,
     EntryFilter,
@@ -47,30 +47,43 @@ def _params(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
+def _phrases(topics, language: str) -> list[str]:
+    return [p for query in search_queries(topics, language) for p in query.split(" OR ")]
+
+
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("fr", ['"commissariat chinois"', '"répression transnationale"', '"110 Overseas"']),
-        ("en", ['"overseas police station"', '"transnational repression"']),
-        ("es", ['"comisaría china"', '"represión transnacional"', '"Safeguard Defenders"']),
+        ("fr", ['"commissariat chinois"', '"postes de police clandestins"', '"110 Overseas"']),
+        ("en", ['"overseas police station"', '"Chinese police station"']),
+        ("es", ['"comisaría china"', '"comisarías clandestinas"', '"Safeguard Defenders"']),
     ],
 )
-def test_queries_quote_each_strong_term_of_the_language(topics, language, expected):
-    (query,) = search_queries(topics, language)
-    phrases = query.split(" OR ")
+def test_queries_quote_every_name_or_phrase_rule_of_the_language(topics, language, expected):
+    phrases = _phrases(topics, language)
     assert all(p.startswith('"') and p.endswith('"') and p.count('"') == 2 for p in phrases)
     assert set(expected) <= set(phrases)
-    strong = {t.term for t in topics[0].languages[language].terms if t.weight >= 4}
-    assert {p.strip('"') for p in phrases} == strong | {"Safeguard Defenders", "110 Overseas"}
+    assert {"Safeguard Defenders", "110 Overseas"} <= {p.strip('"') for p in phrases}
+    assert all(len(query.split(" OR ")) <= 8 for query in search_queries(topics, language))
 
 
-def test_a_term_added_to_the_topic_reaches_every_search_engine(topics):
+def test_a_rule_s_context_is_not_searched_but_its_phrase_is(topics):
+    """ "transnational repression" NEAR/12 @china: the phrase is searched, the context (China,
+    Chinese…) is not: alone it would bring back every China story. Rules of groups only
+    (an outpost near police) are checked on what the searches find."""
+    phrases = {p.strip('"') for p in _phrases(topics, "en")}
+    assert "transnational repression" in phrases
+    assert not phrases & {"China", "Chinese", "Beijing", "police", "outpost", "service point"}
+
+
+def test_a_rule_added_to_the_topic_reaches_every_search_engine(topics):
     topic = topics[0]
-    spanish = topic.languages["es"].model_copy(
-        update={"terms": [*topic.languages["es"].terms, Term(term="oficina «110»", weight=5)]}
+    spanish = topic.languages["es"]
+    rules = {**spanish.rules, "oficina-110": Rule(query='"oficina «110»"')}
+    edited = topic.model_copy(
+        update={"languages": {**topic.languages, "es": spanish.model_copy(update={"rules": rules})}}
     )
-    edited = topic.model_copy(update={"languages": {**topic.languages, "es": spanish}})
-    (query,) = search_queries([edited], "es")
+    query = next(q for q in search_queries([edited], "es") if "oficina" in q)
     endpoints = [
         "https://api.gdeltproject.org/api/v2/doc/doc",
         "https://news.google.com/rss/search",
@@ -83,16 +96,16 @@ def test_a_term_added_to_the_topic_reaches_every_search_engine(topics):
 
 
 def test_search_urls_are_percent_encoded_and_round_trip(topics):
-    (query,) = search_queries(topics, "fr")
-    url = search_url("https://news.google.com/rss/search", query, "fr", "CA", DAY)
+    query = search_queries(topics, "es")[0]
+    url = search_url("https://news.google.com/rss/search", query, "es", "MX", DAY)
     raw = urlsplit(url).query
-    assert "%22r%C3%A9pression+transnationale%22" in raw
+    assert "%22comisar%C3%ADa+china%22" in raw
     assert " " not in raw and '"' not in raw
     assert _params(url)["q"] == f"{query} when:24h"
 
 
 def test_gdelt_url_scopes_the_or_list_and_names_the_source_language(topics):
-    (query,) = search_queries(topics, "es")
+    query = search_queries(topics, "es")[0]
     params = _params(search_url("https://api.gdeltproject.org/api/v2/doc/doc", query, "es", None,
                                 timedelta(hours=6)))  # fmt: skip
     assert params["query"] == f"({query}) sourcelang:spanish"
@@ -100,7 +113,7 @@ def test_gdelt_url_scopes_the_or_list_and_names_the_source_language(topics):
 
 
 def test_configured_parameters_win_over_defaults(topics):
-    (query,) = search_queries(topics, "en")
+    query = search_queries(topics, "en")[0]
     endpoint = "https://news.google.com/rss/search?hl=en-GB&gl=GB&ceid=GB:en"
     params = _params(search_url(endpoint, query, "en", "US", DAY))
     assert (params["hl"], params["gl"], params["ceid"]) == ("en-GB", "GB", "GB:en")
@@ -205,16 +218,31 @@ def test_focused_listing_keeps_every_entry(topics):
     judge = EntryFilter(topics, min_words=12, broad_share=0.5)
     entries = [
         ("Chinese police stations: what the RCMP found", "A long investigation into the sites."),
-        ("Transnational repression in Canada", "Diaspora members describe years of pressure."),
+        ("Beijing's long arm", "Chinese students in Lyon say relatives at home were questioned."),
         ("Council budget", "Councillors approved a bigger library and two thousand new trees."),
     ]
     assert judge.keep(entries) == [True, True, True]
 
 
-def test_exclude_phrase_rules_an_entry_out(topics):
-    judge = EntryFilter(topics, min_words=5, broad_share=1.0)
-    entry = ("Audit", "Le commissariat aux comptes publie son rapport annuel sur les sociétés.")
-    assert judge.keep([entry]) == [False]
+def test_an_entry_a_rule_matches_is_always_fetched_from_a_broad_listing(topics):
+    judge = EntryFilter(topics, min_words=5, broad_share=0.9)
+    strong = ("Les Pays-Bas ferment deux commissariats chinois clandestins", "")
+    others = [(f"Météo du jour {n}", "Du soleil le matin, des averses l'après-midi sur la côte.")
+              for n in range(9)]  # fmt: skip
+    assert judge.keep([strong, *others]) == [True] + [False] * 9
+
+
+def test_an_entry_holding_part_of_a_rule_is_fetched_from_a_broad_listing(topics):
+    """A summary is short: part of a rule (police next to "sites") is enough to fetch the page
+    and judge it on its text; words of no rule are not."""
+    judge = EntryFilter(topics, min_words=5, broad_share=0.9)
+    vague = (
+        "How prosecutors built the case",
+        "The arrests became a reference point for police forces examining similar sites.",
+    )
+    others = [(f"Match {n}", "The Otters won the junior title in double overtime again.")
+              for n in range(9)]  # fmt: skip
+    assert judge.keep([vague, *others]) == [True] + [False] * 9
 
 
 def test_retry_after_in_seconds_or_as_a_date():

@@ -216,6 +216,9 @@ def test_analysts_get_the_promised_data_views_searches_and_dashboards():
     assert query("Syndicated copies") == "duplicate_of : *"
     translated = by_title[("search", "French and Spanish coverage with translation")]
     assert "translation.en.title" in translated["attributes"]["columns"]
+    for title in ("All coverage", "French and Spanish coverage with translation"):
+        # why each article is on topic: the rule that matched (mapped: the test above checks)
+        assert "relevance.rule" in by_title[("search", title)]["attributes"]["columns"]
 
     def panels(title: str) -> set[str]:
         dashboard = by_title[("dashboard", title)]
@@ -281,7 +284,7 @@ def test_saved_objects_follow_the_index_prefix():
     assert all(o["id"].startswith("acme-news-") for o in objects)
     assert all(r["id"].startswith("acme-news-") for o in objects for r in o["references"])
     data_views = {o["attributes"]["title"] for o in objects if o["type"] == "index-pattern"}
-    assert data_views == {"acme-news-articles", "acme-news-crawls"}
+    assert data_views == {"acme-news-articles", "acme-news-crawls", "acme-news-stations"}
     assert check_saved_objects(objects, "acme-news") == []
 
 
@@ -302,14 +305,16 @@ def test_setup_kibana_waits_for_kibana_then_imports_every_object_in_the_document
     assert kibana.status_calls >= 3  # two "not ready yet" answers, then ready
     expected = load_saved_objects(index_prefix)
     assert f"kibana: {len(expected)} saved objects imported" in first.stdout
-    assert "dashboards: Coverage, Crawl health" in first.stdout
+    assert "dashboards: Coverage, Crawl health, Stations" in first.stdout
 
     assert len(kibana.imports) == 2
     sent = kibana.imports[0]
     assert sent["filename"].endswith(".ndjson")
     assert sent["objects"] == expected
     data_views = {o["attributes"]["title"] for o in sent["objects"] if o["type"] == "index-pattern"}
-    assert data_views == {f"{index_prefix}-articles", f"{index_prefix}-crawls"}
+    assert data_views == {
+        f"{index_prefix}-articles", f"{index_prefix}-crawls", f"{index_prefix}-stations"
+    }  # fmt: skip
     # Running setup again overwrites the same objects instead of adding copies.
     assert [(o["type"], o["id"]) for o in kibana.imports[1]["objects"]] == [
         (o["type"], o["id"]) for o in sent["objects"]
@@ -384,3 +389,49 @@ def test_setup_kibana_system_password_is_set_before_kibana_is_contacted(es_url, 
     assert "/_security/user/kibana_system/_password" in result.stderr
     assert "xpack.security.enabled" in result.stderr
     assert kibana.status_calls == 0
+
+
+def test_the_stations_dashboard_maps_the_register_and_the_countries_mentioned():
+    objects = load_saved_objects("veille")
+    by_title = {(o["type"], o["attributes"]["title"]): o for o in objects}
+    dashboard = by_title[("dashboard", "Stations")]
+    ids = {r["id"] for r in dashboard["references"]}
+    assert {o["attributes"]["title"] for o in objects if o["id"] in ids} == {
+        "Stations map", "Countries mentioned map", "Actions over time", "Station register",
+    }  # fmt: skip
+    layers = json.loads(by_title[("map", "Stations map")]["attributes"]["layerListJSON"])
+    (points,) = [layer for layer in layers if layer["type"] == "GEOJSON_VECTOR"]
+    style = points["style"]["properties"]
+    assert points["sourceDescriptor"]["geoField"] == "location"
+    assert style["iconSize"]["options"]["field"]["name"] == "reports_count"
+    assert style["fillColor"]["options"]["field"]["name"] == "strongest_action"
+    countries = json.loads(
+        by_title[("map", "Countries mentioned map")]["attributes"]["layerListJSON"]
+    )
+    (join,) = [j for layer in countries for j in layer.get("joins", [])]
+    assert join["leftField"] == "iso2" and join["right"]["term"] == "countries"
+    register = by_title[("search", "Station register")]
+    assert register["attributes"]["sort"] == [["reports_count", "desc"]]
+
+
+def test_a_field_renamed_in_a_map_is_caught_before_import():
+    objects = copy.deepcopy(load_saved_objects("veille"))
+    stations_map = next(o for o in objects if o["attributes"].get("title") == "Stations map")
+    attributes = stations_map["attributes"]
+    attributes["layerListJSON"] = attributes["layerListJSON"].replace(
+        '"reports_count"', '"report_count"'
+    )
+    countries_map = next(
+        o for o in objects if o["attributes"].get("title") == "Countries mentioned map"
+    )
+    countries_map["attributes"]["layerListJSON"] = countries_map["attributes"][
+        "layerListJSON"
+    ].replace('"term":"countries"', '"term":"text"')
+
+    problems = check_saved_objects(objects, "veille")
+
+    assert problems == [
+        "map 'Stations map' uses field 'report_count', which veille-stations does not map",
+        "map 'Countries mentioned map' sorts or aggregates on 'text', a text field of "
+        "veille-articles: use a keyword, date or number field with doc values",
+    ]

@@ -14,7 +14,8 @@ from pipelines.language import detect_language
 from tests.support.articles import fixture_articles, fixture_pages
 from tests.support.runner import FAST_CRAWL, clean_env, run_veille, write_config
 from veille.es import IndexNames
-from veille.textmatch import STEMMER_NAMES, _stemmer, fold, stems
+from veille.languages import LANGUAGES
+from veille.textmatch import _term, analyze, tokens
 
 
 def test_fast_language_detection_gives_langdetect_own_answers():
@@ -30,13 +31,12 @@ def test_fast_language_detection_gives_langdetect_own_answers():
             )
 
 
-def test_cached_stems_are_the_snowball_stems():
+def test_cached_terms_are_the_analysis_chain_terms():
     text = "Les commissariats chinois ouverts à Montréal; las comisarías; police stations"
-    for language, name in STEMMER_NAMES.items():
-        words_only = [w.strip(";") for w in text.casefold().split()]
-        expected = [fold(s) for s in _stemmer(language).stemWords(words_only)]
-        assert stems(text, language) == expected, name
-        assert stems(text, language) == expected  # second time from the cache
+    for language in LANGUAGES.values():
+        expected = [_term(token.lower(), language) for token, _, _ in tokens(text)]
+        assert analyze(text, language.code) == expected, language.code
+        assert analyze(text, language.code) == expected  # second time from the cache
 
 
 def test_synthetic_corpus_is_news_sized_deterministic_and_in_three_languages():

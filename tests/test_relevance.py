@@ -1,79 +1,106 @@
-"""Topic relevance: terms match across inflections in French, English and Spanish."""
+"""Topic relevance: rules decide, broad words never decide alone, and each decision says why."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipelines.relevance import score_topic
 from tests.support.runner import ROOT
 from veille.config import load_config
-from veille.textmatch import StemIndex
+from veille.topics import TopicJudge
 
 
 @pytest.fixture(scope="module")
-def topic():
-    return next(t for t in load_config(ROOT / "config").topics)
-
-
-def score(topic, language: str, title: str, text: str):
-    return score_topic(topic, language, StemIndex(title, language), StemIndex(text, language))
+def judge() -> TopicJudge:
+    return TopicJudge(load_config(ROOT / "config").topics)
 
 
 @pytest.mark.parametrize(
-    ("language", "term", "text"),
+    ("language", "text", "rule"),
     [
-        ("fr", "commissariat chinois", "Deux commissariats chinois auraient opéré à Montréal."),
-        ("es", "comisaría china", "Se investigan las comisarías chinas de Madrid."),
-        ("en", "Chinese police station", "Two Chinese police stations were reported."),
-        ("fr", "répression transnationale", "La répression transnationale inquiète Ottawa."),
+        ("fr", "Deux commissariats chinois auraient opéré à Montréal.", "fr/station-names"),
+        ("es", "Se investigan las comisarías chinas de Madrid.", "es/station-names"),
+        ("en", "Two Chinese police stations were reported in Toronto.", "en/station-names"),
+        ("fr", "Le rapport « 110 Overseas » a été publié mardi.", "any/110-overseas"),
+        ("es", "Según Safeguard Defenders, hay nueve en España.", "any/safeguard-defenders"),
     ],
 )
-def test_inflected_forms_match(topic, language, term, text):
-    result = score(topic, language, "", text)
-    assert term in result.matched_terms
+def test_a_strong_name_or_phrase_alone_decides_in_any_inflection(judge, language, text, rule):
+    decision = judge.judge("", text, language)
+    assert decision.relevant
+    assert rule in decision.matched_rules
 
 
-def test_on_topic_article_passes(topic):
-    result = score(
-        topic,
-        "fr",
-        "La GRC enquête sur des postes de police chinois clandestins",
-        "Selon Safeguard Defenders, des commissariats chinois opèrent à l'étranger. "
-        "La Chine dément toute répression transnationale.",
+@pytest.mark.parametrize(
+    ("language", "title", "text"),
+    [
+        (
+            "en",
+            "Beijing hits canola with tariffs as Shanghai police target e-bikes",
+            "China raised tariffs on Canadian canola on Tuesday. In Shanghai, Chinese police "
+            "began a three-month campaign against e-bike riders, and health officials said the "
+            "outbreak in Guangdong was under control. A Chinese investor bought the port.",
+        ),
+        (
+            "fr",
+            "Pékin frappe le cognac, la police chinoise traque les vélos électriques",
+            "La Chine impose des droits antidumping sur le cognac. À Shanghai, la police "
+            "chinoise lance une campagne contre les livreurs, et les autorités sanitaires de "
+            "Pékin assurent que l'épidémie de pneumonie est maîtrisée. Un groupe chinois "
+            "rachète un château du Médoc.",
+        ),
+        (
+            "es",
+            "Pekín sube los aranceles y la policía china multa a los ciclistas",
+            "China anunció aranceles al acero chileno. En Shanghái, la policía china multa a "
+            "miles de repartidores, y las autoridades sanitarias de Pekín dicen que el brote de "
+            "chikungunya está controlado. Una empresa china inaugura el puerto de Chancay.",
+        ),
+    ],
+)
+def test_a_china_story_not_about_repression_abroad_does_not_match(judge, language, title, text):
+    decision = judge.judge(title, text, language)
+    assert not decision.relevant, decision.summary()
+
+
+def test_broad_words_count_only_next_to_the_words_that_make_the_topic(judge):
+    """Chinese police abroad on a joint patrol, a police station nearby: not the topic. The
+    same station called secret, run for Chinese police: the topic."""
+    patrol = (
+        "Chinese police officers patrolled Dubrovnik's old town with Croatian colleagues this "
+        "summer, helping tourists. Lost passports were handled at the central police station."
     )
-    assert result.passes(topic.min_score)
-    assert {"Safeguard Defenders", "répression transnationale"} <= set(result.matched_terms)
+    assert not judge.judge("Joint patrols", patrol, "en").relevant
+    secret = "Investigators say the office was a secret police station run for Chinese police."
+    decision = judge.judge("Dublin", secret, "en")
+    assert decision.relevant and decision.best.rule == "en/hidden-station"
 
 
-def test_local_police_story_is_off_topic(topic):
-    result = score(
-        topic,
-        "fr",
-        "Le commissariat de quartier rouvre ses portes",
-        "Le commissariat du quartier Rosemont accueille de nouveau le public après travaux.",
+def test_a_decision_says_which_rule_matched_and_where(judge):
+    title = "Un Tibétain de Vevey témoigne"
+    text = (
+        "Il vit en Suisse depuis 2009. Sa sœur a été convoquée par la police à Lhassa après "
+        "une manifestation à Genève. L'ambassade de Chine dément toute pression sur la diaspora."
     )
-    assert not result.passes(topic.min_score)
+    decision = judge.judge(title, text, "fr")
+    relevance = decision.relevance()
+    assert relevance["topic"] == "overseas-police-stations"
+    assert relevance["rule"] == decision.best.rule and relevance["rule"] in relevance["rules"]
+    assert relevance["score"] >= 1
+    fields = {"title": title, "text": text}
+    for match in relevance["matches"]:
+        assert fields[match["field"]][match["start"] : match["end"]] == match["text"]
+    assert any("sœur a été convoquée" in match["text"] for match in relevance["matches"])
 
 
-def test_excluded_phrase_vetoes(topic):
-    result = score(
-        topic,
-        "fr",
-        "Le Commissariat à l'énergie atomique et la Chine",
-        "Safeguard Defenders n'a rien à voir avec le Commissariat à l'énergie atomique.",
+def test_an_off_topic_decision_names_the_rule_it_came_closest_to(judge):
+    text = (
+        "Chinese students in Lyon say they were harassed. The university opened an inquiry and "
+        "the mayor condemned the insults shouted at them near the campus."
     )
-    assert result.excluded_by == "Commissariat à l'énergie atomique"
-    assert not result.passes(topic.min_score)
-
-
-def test_phrase_counts_follow_stems_and_word_boundaries():
-    text = StemIndex(
-        "Police stations, a police station; the stationary police. Police police police", "en"
-    )
-    assert text.count("police station") == 2  # plural and singular, not across "stationary"
-    assert text.count("station") == 2
-    assert text.count("police") == 6
-    assert text.count("police police") == 3  # overlapping occurrences each count
-    assert text.count("station police") == 0
-    assert StemIndex("comisarías y comisaría", "es").count("comisaría") == 2
-    assert StemIndex("", "fr").count("commissariat") == 0
+    assert judge.judge("Students", text, "en").closest is None  # the crawl does not ask
+    decision = judge.judge("Students", text, "en", closest=True)
+    assert not decision.relevant
+    assert decision.closest is not None and decision.closest.closeness > 0
+    assert "closest" in decision.summary()
+    explained = judge.judge("Students", text, "en", explain=True)
+    assert any(item.found for item in explained.closest.evidence)

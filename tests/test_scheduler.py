@@ -394,6 +394,7 @@ def test_editing_sources_and_restarting_adds_changes_and_removes_jobs(workspace)
         "task:spool-replay",
         "task:translate-pending",
         "task:clusters-prune",
+        "task:stations-update",
     }
     assert set(first) == {"crawl:alpha", "crawl:bravo", "crawl:charlie"} | tasks
     assert os.stat(
@@ -418,7 +419,7 @@ def test_editing_sources_and_restarting_adds_changes_and_removes_jobs(workspace)
         "jobs added: crawl:delta, crawl:echo",
         "jobs changed: crawl:bravo",
         "jobs removed: crawl:charlie, task:alerts-send, task:clusters-prune, "
-        "task:translate-pending",
+        "task:stations-update, task:translate-pending",
         "jobs kept: crawl:alpha, task:spool-replay",
     ):
         assert line in log

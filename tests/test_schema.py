@@ -14,7 +14,8 @@ def test_every_article_field_is_mapped():
 
 def test_language_fields_use_language_analyzers():
     mapped = load_template("articles", "x")["template"]["mappings"]["properties"]
-    for language, analyzer in (("fr", "french"), ("en", "english"), ("es", "spanish")):
+    for language in ("fr", "en", "es"):
+        analyzer = f"veille_{language}"
         assert mapped[f"text_{language}"]["analyzer"] == analyzer
         assert mapped[f"title_{language}"]["analyzer"] == analyzer
         assert mapped["translation"]["properties"][language]["properties"]["text"]["analyzer"] == (
@@ -50,3 +51,23 @@ def test_documents_travel_to_elasticsearch_and_back_unchanged(es, index_prefix):
     # What orjson refuses (a lone surrogate) is encoded by the standard library, as before.
     odd = {"text": "broken \ud800 half", "n": 2**70}
     assert FastJsonSerializer().dumps(odd) == JsonSerializer().dumps(odd)
+
+
+def test_an_index_from_an_earlier_mapping_is_named_with_what_to_do(es, index_prefix):
+    """Relevance became an object and the language fields changed analyzers: an index made
+    before cannot take the new mapping, and setup says so instead of a raw refusal."""
+    import pytest
+
+    from veille.es import MappingConflict, setup_indices
+
+    prefix = f"{index_prefix}-old"  # the module's fixture deletes it with its own indices
+    old = f"{prefix}-articles"
+    es.indices.create(
+        index=f"{old}-000001",
+        aliases={old: {"is_write_index": True}},
+        mappings={"properties": {"relevance": {"type": "float"}}},
+    )
+    with pytest.raises(MappingConflict) as caught:
+        setup_indices(es, prefix)
+    assert str(caught.value).startswith(f"{old}: its indices were created by an earlier Veille")
+    assert "VEILLE_INDEX_PREFIX" in str(caught.value)

@@ -55,8 +55,8 @@ class Article:
     language: str | None = None
     language_confidence: float | None = None
     topics: list[str] = field(default_factory=list)
-    relevance: float = 0.0
-    matched_terms: list[str] = field(default_factory=list)
+    # score, topic, rule, rules, matches: why the article is on topic (veille/topics.py)
+    relevance: dict[str, Any] = field(default_factory=dict)
     content_hash: str | None = None
     word_count: int = 0
     translation: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -69,6 +69,13 @@ class Article:
     minhash: dict[str, Any] = field(default_factory=dict)
     minhash_pivot: dict[str, Any] = field(default_factory=dict)
     countries: list[str] = field(default_factory=list)
+    places: list[dict[str, Any]] = field(default_factory=list)
+    authorities: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    action_evidence: list[dict[str, str]] = field(default_factory=list)
+    stations: list[dict[str, Any]] = field(default_factory=list)
+    new_stations: list[str] = field(default_factory=list)
+    stations_status: str | None = None
 
     @property
     def id(self) -> str:

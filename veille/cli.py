@@ -33,6 +33,8 @@ from veille.cluster_commands import app as clusters_app
 from veille.config import ConfigError
 from veille.schedule_commands import app as schedule_app
 from veille.spool_commands import app as spool_app
+from veille.station_commands import app as stations_app
+from veille.topic_commands import app as topics_app
 from veille.verdict_commands import app as verdict_app
 from veille.worker_commands import app as worker_app
 
@@ -46,6 +48,8 @@ app.add_typer(schedule_app)
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(spool_app, name="spool")
 app.add_typer(clusters_app, name="clusters")
+app.add_typer(stations_app, name="stations")
+app.add_typer(topics_app, name="topics")
 app.add_typer(worker_app)
 app.add_typer(verdict_app)
 
@@ -69,11 +73,14 @@ def setup(
     ] = False,
 ) -> None:
     """Create or update the Elasticsearch index templates and aliases (idempotent)."""
-    from veille.es import setup_indices
+    from veille.es import MappingConflict, setup_indices
 
     env = env_or_exit()
     client = client_or_exit(env)
-    done = setup_indices(client, env.index_prefix)
+    try:
+        done = setup_indices(client, env.index_prefix)
+    except MappingConflict as exc:
+        fail(escape(str(exc)), 1)
     for alias, action in done.items():
         out.print(f"{alias}: {action}")
     if kibana:
@@ -184,7 +191,9 @@ def crawl(
 
 @app.command(name="search")
 def search_command(
-    query: Annotated[str, typer.Argument(help='Words, "phrases", -exclusions, a | b.')],
+    query: Annotated[
+        str, typer.Argument(help='Words, "phrases", AND, OR (|), NOT (-word), NEAR/n, ( ).')
+    ],
     lang: Annotated[str | None, typer.Option("--lang", help="Only this language.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="7d, 24h or 2025-03-01.")] = None,
     source: Annotated[str | None, typer.Option("--source", help="Only this source.")] = None,
@@ -193,9 +202,14 @@ def search_command(
     collapse: Annotated[
         bool, typer.Option("--collapse", help="One result per story (copies and translations).")
     ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Show why each result is on topic: each rule and where."),
+    ] = False,
 ) -> None:
     """Search the indexed articles in any language; prints a table, best match first."""
     from veille.es import IndexNames
+    from veille.query import QuerySyntaxError
     from veille.search import parse_since, search
 
     try:
@@ -204,10 +218,19 @@ def search_command(
         fail(str(exc), 2)
     env = env_or_exit()
     client = client_or_exit(env)
-    hits = search(
-        client, IndexNames(env.index_prefix).articles, query,
-        language=lang, since=since_at, source=source, limit=limit, collapse=collapse,
-    )  # fmt: skip
+    try:
+        hits = search(
+            client, IndexNames(env.index_prefix).articles, query,
+            language=lang, since=since_at, source=source, limit=limit, collapse=collapse,
+            with_text=explain,
+        )  # fmt: skip
+    except QuerySyntaxError as exc:
+        fail(f"query {query!r}: {exc}", 2)
+    if explain:
+        from veille.topic_commands import explain_hits
+
+        explain_hits(hits, config_or_exit(), as_json)
+        return
     if as_json:
         print(json.dumps([asdict(h) for h in hits], indent=2, ensure_ascii=False))
         return

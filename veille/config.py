@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from veille.query import Node, QuerySyntaxError, parse, problems
+
 MONITORED_LANGUAGES = ("fr", "en", "es")
 SOURCE_TYPES = ("feed", "sitemap", "search")
 
@@ -145,27 +147,50 @@ class SourcesFile(StrictModel):
         return self
 
 
-class Term(StrictModel):
-    """A topic term: a word or phrase, matched on word stems, with a weight."""
+RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=80)]
 
-    term: Annotated[str, Field(min_length=1)]
+
+class Rule(StrictModel):
+    """One way an article shows it belongs to a topic: a query (veille/query.py). ``weight``
+    only ranks articles (``relevance.score`` adds up the weights of the rules that matched)."""
+
+    query: Annotated[str, Field(min_length=1)]
     weight: Annotated[float, Field(gt=0)] = 1.0
 
 
-def _terms(value: Any) -> Any:
-    if isinstance(value, list):
-        return [{"term": item} if isinstance(item, str) else item for item in value]
+def _rules(value: Any) -> Any:
+    """``name: query`` is short for ``name: {query: query}``."""
+    if isinstance(value, dict):
+        return {
+            name: {"query": rule} if isinstance(rule, str) else rule for name, rule in value.items()
+        }
     return value
 
 
-class LanguageTerms(StrictModel):
-    terms: Annotated[list[Term], Field(min_length=1)]
-    exclude: list[str] = []
+_OLD_FORMAT = (
+    "weighted terms, exclude and min_score were replaced by rules: give each way of being on "
+    'topic a name and a query, e.g. rules: {chinese-station: \'"police station" NEAR/5 '
+    "(Chinese OR China)'} (README: Topics and relevance)"
+)
 
-    @field_validator("terms", mode="before")
+
+class LanguageRules(StrictModel):
+    """A language's rules, and the groups (named parts, ``@name`` in a rule) they share."""
+
+    groups: dict[RuleName, Annotated[str, Field(min_length=1)]] = {}
+    rules: Annotated[dict[RuleName, Rule], Field(min_length=1)]
+
+    @model_validator(mode="before")
     @classmethod
-    def _plain_terms(cls, value: Any) -> Any:
-        return _terms(value)
+    def _not_the_old_format(cls, value: Any) -> Any:
+        if isinstance(value, dict) and {"terms", "exclude"} & set(value):
+            raise ValueError(_OLD_FORMAT)
+        return value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _plain_rules(cls, value: Any) -> Any:
+        return _rules(value)
 
 
 class Glossary(StrictModel):
@@ -175,20 +200,155 @@ class Glossary(StrictModel):
     translate: dict[Literal["fr", "en", "es"], dict[str, str]] = {}
 
 
+ACTION_NAMES = (
+    "reported",
+    "denial",
+    "legislation",
+    "investigation",
+    "closure",
+    "expulsion",
+    "arrest_or_charge",
+)
+Action = Literal[
+    "reported", "denial", "legislation", "investigation", "closure", "expulsion", "arrest_or_charge"
+]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+class Authority(StrictModel):
+    """A police, justice or government body, by its name in the register and per language the
+    names it goes by (each a phrase); a generic body (``kind``: "foreign-ministry") is also
+    named by its kind's words when the sentence is about its ``country``."""
+
+    name: Annotated[str, Field(min_length=1)]
+    country: CountryCode | None = None
+    kind: RuleName | None = None
+    names: dict[Literal["fr", "en", "es"], list[Annotated[str, Field(min_length=1)]]] = {}
+
+    def query(self, language: str) -> str:
+        """Its names in ``language`` as one query: any of the phrases."""
+        names = self.names.get(language, [])  # type: ignore[call-overload]
+        return " OR ".join('"' + name.replace('"', "") + '"' for name in names)
+
+
+class EventLanguage(StrictModel):
+    """One language's event rules: the words that name a station (and the plainer ones that
+    name one right before its place), a query per action, and the words of each generic kind
+    of body."""
+
+    station: Annotated[str, Field(min_length=1)]
+    premises: str | None = None
+    actions: dict[Action, Annotated[str, Field(min_length=1)]] = {}
+    bodies: dict[RuleName, Annotated[str, Field(min_length=1)]] = {}
+
+
+class Events(StrictModel):
+    """Where and what happened (veille/events.py): ``origin``, the country the stations answer
+    to (its places are never stations); ``actions`` from weakest to strongest."""
+
+    origin: CountryCode | None = None
+    actions: list[Action] = list(ACTION_NAMES)
+    languages: dict[Literal["fr", "en", "es"], EventLanguage] = {}
+    authorities: list[Authority] = []
+
+
 class Topic(StrictModel):
-    """What the monitor looks for, per language, and how sure it must be."""
+    """What the monitor looks for: named rules per language, and names for any language.
+
+    An article belongs to the topic when one rule of its language, or of ``any_language``,
+    matches its title and text (veille/topics.py).
+    """
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     title: str
-    min_score: Annotated[float, Field(gt=0)] = 3.0
-    any_language: list[Term] = []
-    languages: dict[Literal["fr", "en", "es"], LanguageTerms]
+    any_language: dict[RuleName, Rule] = {}
+    languages: dict[Literal["fr", "en", "es"], LanguageRules]
     glossary: Glossary = Glossary()
+    events: Events | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_the_old_format(cls, value: Any) -> Any:
+        if isinstance(value, dict) and (
+            "min_score" in value or isinstance(value.get("any_language"), list)
+        ):
+            raise ValueError(_OLD_FORMAT)
+        return value
 
     @field_validator("any_language", mode="before")
     @classmethod
-    def _plain_terms(cls, value: Any) -> Any:
-        return _terms(value)
+    def _plain_rules(cls, value: Any) -> Any:
+        return _rules(value)
+
+    @model_validator(mode="after")
+    def _queries_usable(self) -> Topic:
+        for language, rules in self.languages.items():
+            groups: dict[str, Node] = {}
+            for name, text in rules.groups.items():
+                where = f"languages.{language}.groups.{name}"
+                groups[name] = _checked(text, groups, language, where, f"group {name!r}")
+        for language, key, name, rule in self.rule_entries():
+            checked = (language,) if language != "any" else tuple(self.languages)
+            for each in checked:
+                groups = self.groups(each) if language != "any" else {}
+                _checked(rule.query, groups, each, f"{key}.{name}", f"rule {name!r}")
+        for where, language, what, text in self.event_queries():
+            _checked(text, self.groups(language), language, where, what)
+        return self
+
+    def event_queries(self) -> list[tuple[str, str, str, str]]:
+        """Every query of ``events`` as ``(key, language, what, query)``."""
+        if self.events is None:
+            return []
+        found = []
+        for language, rules in self.events.languages.items():
+            key = f"events.languages.{language}"
+            found.append((f"{key}.station", language, "station words", rules.station))
+            if rules.premises:
+                found.append((f"{key}.premises", language, "premises words", rules.premises))
+            found += [(f"{key}.actions.{name}", language, f"action {name!r}", text)
+                      for name, text in rules.actions.items()]  # fmt: skip
+            found += [(f"{key}.bodies.{name}", language, f"body {name!r}", text)
+                      for name, text in rules.bodies.items()]  # fmt: skip
+        for number, authority in enumerate(self.events.authorities):
+            for language in authority.names:
+                where = f"events.authorities.{number}.names.{language}"
+                what = f"authority {authority.name!r}"
+                found.append((where, language, what, authority.query(language)))
+        return found
+
+    def groups(self, language: str) -> dict[str, Node]:
+        """The groups of ``language`` by name, parsed (each may use the ones before it)."""
+        rules = self.languages.get(language)  # type: ignore[call-overload]
+        groups: dict[str, Node] = {}
+        for name, text in (rules.groups if rules else {}).items():
+            groups[name] = parse(text, groups)
+        return groups
+
+    def rule_query(self, language: str, rule: Rule) -> Node:
+        """A rule parsed for ``language`` (its groups known; none for ``any_language``)."""
+        return parse(rule.query, self.groups(language) if language != "any" else {})
+
+    def rule_entries(self) -> list[tuple[str, str, str, Rule]]:
+        """Every rule as ``(language or "any", its key in the file, name, rule)``, file order."""
+        entries = [
+            (language, f"languages.{language}.rules", name, rule)
+            for language, rules in self.languages.items()
+            for name, rule in rules.rules.items()
+        ]
+        entries += [("any", "any_language", name, rule) for name, rule in self.any_language.items()]
+        return entries
+
+
+def _checked(text: str, groups: dict[str, Node], language: str, where: str, what: str) -> Node:
+    """``text`` parsed, or a ValueError naming ``where`` (its key), ``what`` and the position."""
+    try:
+        node = parse(text, groups)
+    except QuerySyntaxError as exc:
+        raise ValueError(f"{where}: {what}: {exc}") from exc
+    for position, problem in problems(node, language):
+        raise ValueError(f"{where}: {what}: at character {position}: {problem} (in {language})")
+    return node
 
 
 # --- Loading with file and line in every error ---------------------------------------------
@@ -262,7 +422,7 @@ def validate_model(model: type[BaseModel], data: Any, path: Path, root: yaml.Nod
         loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
         message = error["msg"].removeprefix("Value error, ")
         # Errors raised by a whole-object check name their key in the message ("sources.3.name: …").
-        nested = re.match(r"^([\w.]+): (.*)$", message)
+        nested = re.match(r"^([\w.-]+): (.*)$", message)
         if nested:
             loc = tuple(int(p) if p.isdigit() else p for p in nested.group(1).split("."))
             message = nested.group(2)

@@ -1,7 +1,7 @@
 """Discovery: search queries built from a topic, search-endpoint URLs, and what search results,
 news sitemaps and feed entries say before any article page is fetched.
 
-In:  topics (per-language weighted terms), a search source's endpoint URL, language and country;
+In:  topics (per-language rules), a search source's endpoint URL, language and country;
      the raw bodies of GDELT DOC 2.0 ArtList JSON, news-search RSS (Google News, Bing News) and
      XML sitemaps; feed or sitemap entries' titles and summaries.
 Out: query strings and request URLs per language; :class:`Found` search results whose wrapper
@@ -34,7 +34,9 @@ import feedparser
 from lxml import etree
 
 from veille.config import Topic
-from veille.textmatch import StemIndex, fold
+from veille.query import AnyOf, Group, Near, Node, Term
+from veille.textmatch import Pattern, StemIndex
+from veille.topics import TopicJudge
 
 _ENGINE_PATHS = {
     "/api/v2/doc/doc": "gdelt",
@@ -55,17 +57,42 @@ class DiscoveryError(ValueError):
 
 
 def search_terms(topics: Iterable[Topic], language: str) -> list[str]:
-    """The phrases searched for in ``language``: every term of the topics strong enough to make
-    an article relevant on its own (weight at least the topic's ``min_score``), from the
-    language's list and then ``any_language``, in file order, each once."""
-    chosen: dict[str, str] = {}
+    """The phrases searched for in ``language``, from the language's rules and then
+    ``any_language``, in file order, each once (forms with the same stems once): the words and
+    phrases of every rule that decides on its own (a word, a phrase, or an OR of them), and the
+    phrases of a NEAR whose other side is a group (``"transnational repression" NEAR/12
+    @china``: the phrase is what the rule is about, the group its context). The rest of the
+    rules, and the context, are checked on the articles found: searched alone, "China" would
+    bring back every China story."""
+    chosen: dict[tuple, str] = {}
     for topic in topics:
         per_language = topic.languages.get(language)  # type: ignore[call-overload]
-        terms = [*(per_language.terms if per_language else ()), *topic.any_language]
-        for term in terms:
-            if term.weight >= topic.min_score:
-                chosen.setdefault(fold(term.term), term.term)
+        rules = [(language, rule) for rule in per_language.rules.values()] if per_language else []
+        rules += [("any", rule) for rule in topic.any_language.values()]
+        for key, rule in rules:
+            for term in _searchable_terms(topic.rule_query(key, rule)):
+                chosen.setdefault(Pattern.of(term.text, language).key, term.text)
     return list(chosen.values())
+
+
+def _searchable_terms(node: Node) -> list[Term]:
+    """The terms of a rule an engine can ask for (see :func:`search_terms`)."""
+    if isinstance(node, Near) and (node.labels[0] is None) != (node.labels[1] is None):
+        side = node.left if node.labels[0] is None else node.right
+        return [term for term in side if len(term.text.split()) > 1]
+    return _standalone_terms(node)
+
+
+def _standalone_terms(node: Node) -> list[Term]:
+    """The terms of a query that matches on any one of them alone, else nothing."""
+    if isinstance(node, Term):
+        return [node]
+    if isinstance(node, Group):
+        return _standalone_terms(node.child)
+    if isinstance(node, AnyOf):
+        parts = [_standalone_terms(child) for child in node.children]
+        return [term for part in parts for term in part] if all(parts) else []
+    return []
 
 
 def quote_phrase(term: str) -> str:
@@ -382,6 +409,8 @@ def parse_sitemap(body: bytes) -> Sitemap:
 # --- Cheap judgement of entries --------------------------------------------------------------
 
 _TAGS = re.compile(r"<[^>]+>")
+# How much of a rule a feed entry's title and summary must hold to be fetched from a broad feed.
+MENTION_SHARE = 0.25
 _WORD = re.compile(r"\w+")
 
 
@@ -393,28 +422,22 @@ def plain_text(html: str | None) -> str:
 class EntryFilter:
     """Judges feed and sitemap entries by their title and summary, before any page is fetched.
 
-    An entry *says enough* when its title and summary hold at least ``min_words`` words; it
-    *mentions* the topics when one of their terms (any language, any weight) occurs, and it is
-    *excluded* when a topic's exclude phrase occurs. In a broad listing — where fewer than
-    ``broad_share`` of the entries mention the topics, as in a whole newspaper's feed — an entry
-    that says enough and mentions nothing (or is excluded) is ruled out. An entry that says
-    too little is always kept, to be judged on its text.
+    An entry *says enough* when its title and summary hold at least ``min_words`` words. It
+    *mentions* the topics when its title and summary hold a quarter of one of their rules or
+    more, in any of the three languages (:meth:`veille.query.Query.closeness`: the share of the
+    rule's parts found, a NEAR with one side counting a quarter): an entry whose title and summary
+    match a rule outright always mentions the topics, and so does one that names a part of a
+    rule ("police forces … similar sites"), which may be all a short summary says of an on-topic
+    article. In a broad
+    listing — where fewer than ``broad_share`` of the entries mention the topics, as in a whole
+    newspaper's feed — an entry that says enough and mentions nothing is ruled out. An entry
+    that says too little is always kept, to be judged on its text.
     """
 
     def __init__(self, topics: Sequence[Topic], min_words: int, broad_share: float) -> None:
         self.min_words = min_words
         self.broad_share = broad_share
-        self.by_language: dict[str, tuple[list[str], list[str]]] = {}
-        for language in ("fr", "en", "es"):
-            terms: list[str] = []
-            excludes: list[str] = []
-            for topic in topics:
-                per_language = topic.languages.get(language)  # type: ignore[call-overload]
-                if per_language:
-                    terms += [t.term for t in per_language.terms]
-                    excludes += per_language.exclude
-                terms += [t.term for t in topic.any_language]
-            self.by_language[language] = (terms, excludes)
+        self.judge = TopicJudge(topics)
 
     @classmethod
     def from_settings(cls, topics: Sequence[Topic], settings: Any) -> EntryFilter:
@@ -430,13 +453,12 @@ class EntryFilter:
         return len(_WORD.findall(f"{title or ''} {plain_text(summary)}")) >= self.min_words
 
     def mentions(self, title: str | None, summary: str | None) -> bool:
-        """True when a topic term occurs and no exclude phrase does, in any language."""
+        """True when title and summary hold a quarter of a topic rule or more (see above)."""
         text = f"{title or ''}\n{plain_text(summary)}"
-        for language, (terms, excludes) in self.by_language.items():
-            index = StemIndex(text, language)
-            if any(index.count(phrase) for phrase in excludes):
-                return False
-            if any(index.count(term) for term in terms):
+        for language in ("fr", "en", "es"):
+            doc = {"text": StemIndex(text, language)}
+            rules = self.judge.rules(language)
+            if any(rule.compiled.closeness(doc) >= MENTION_SHARE for rule in rules):
                 return True
         return False
 

@@ -83,6 +83,10 @@ class IndexNames:
     def verdicts(self) -> str:
         return f"{self.prefix}-verdicts"
 
+    @property
+    def stations(self) -> str:
+        return f"{self.prefix}-stations"
+
 
 def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch:
     """A client for the configured cluster. TLS is verified unless told otherwise."""
@@ -111,11 +115,23 @@ def load_template(name: str, prefix: str) -> dict[str, Any]:
     return json.loads(text.replace("{prefix}", prefix))
 
 
+class MappingConflict(RuntimeError):
+    """An existing index whose mapping the current templates cannot update in place."""
+
+
 def _ensure_alias(client: Elasticsearch, alias: str, template: dict[str, Any]) -> str:
     """Create ``<alias>-000001`` behind the alias, or push the mapping to the existing indices."""
     if client.indices.exists_alias(name=alias):
         mappings = template["template"]["mappings"]
-        client.indices.put_mapping(index=alias, properties=mappings["properties"])
+        try:
+            client.indices.put_mapping(index=alias, properties=mappings["properties"])
+        except BadRequestError as exc:
+            cause = exc.body.get("error", {}).get("reason", str(exc)) if exc.body else str(exc)
+            raise MappingConflict(
+                f"{alias}: its indices were created by an earlier Veille and cannot take the "
+                f"current mapping in place ({cause}). Existing articles are not migrated: use "
+                f"another VEILLE_INDEX_PREFIX, or delete the indices {alias}-* and crawl again."
+            ) from exc
         return "updated"
     try:
         client.indices.create(index=f"{alias}-000001", aliases={alias: {"is_write_index": True}})

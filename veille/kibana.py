@@ -142,7 +142,29 @@ def aggregated_fields(obj: dict[str, Any]) -> set[str]:
         for agg in _json_attribute(obj, "visState").get("aggs", []):
             if agg.get("params", {}).get("field"):
                 fields.add(agg["params"]["field"])
+    for layer in _map_layers(obj):
+        source = layer.get("sourceDescriptor") or {}
+        if source.get("sortField"):
+            fields.add(source["sortField"])
+        fields |= {
+            join["right"]["term"]
+            for join in layer.get("joins") or ()
+            if "term" in join.get("right", {})
+        }
+        # A style by a field's values reads them with an aggregation (its range or categories).
+        for prop in ((layer.get("style") or {}).get("properties") or {}).values():
+            field = (prop.get("options") or {}).get("field") or {}
+            if prop.get("type") == "DYNAMIC" and field.get("origin") == "source":
+                fields.add(field["name"])
     return fields
+
+
+def _map_layers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The layers of a Kibana map (``layerListJSON``), or none for other objects."""
+    if obj["type"] != "map":
+        return []
+    text = obj.get("attributes", {}).get("layerListJSON") or "[]"
+    return json.loads(text)
 
 
 def referenced_fields(obj: dict[str, Any]) -> set[str]:
@@ -151,6 +173,11 @@ def referenced_fields(obj: dict[str, Any]) -> set[str]:
     fields |= _query_fields(_json_attribute(obj, "kibanaSavedObjectMeta", "searchSourceJSON"))
     if obj["type"] == "search":
         fields |= {c for c in obj["attributes"].get("columns", []) if c != "_source"}
+    for layer in _map_layers(obj):
+        source = layer.get("sourceDescriptor") or {}
+        if source.get("type") == "ES_SEARCH":
+            fields.add(source["geoField"])
+            fields |= set(source.get("tooltipProperties") or ())
     return fields
 
 

@@ -75,6 +75,8 @@ MAINTENANCE_TASKS: tuple[MaintenanceTask, ...] = (
     MaintenanceTask("spool-replay", ("spool", "replay"), Schedule(every="10m", jitter="1m")),
     MaintenanceTask("translate-pending", ("translate", "--pending"), Schedule(every="30m")),
     MaintenanceTask("clusters-prune", ("clusters", "prune"), Schedule(every="1d", jitter="1h")),
+    # Articles indexed while the stations register could not be updated (Elasticsearch down).
+    MaintenanceTask("stations-update", ("stations", "update"), Schedule(every="10m", jitter="1m")),
 )
 
 

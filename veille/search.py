@@ -1,12 +1,12 @@
 """Searching articles the way an analyst does: words in any language, filters, best hits first.
 
-In:  a query in simple query syntax (words, "quoted phrases", -exclusions, a | b), optional
-     language, source and time filters.
+In:  a query in the query language of veille/query.py (words, "phrases", AND, OR, NOT or -word,
+     a | b, NEAR/n), optional language, source and time filters.
 Out: :class:`Hit` records with a highlighted snippet, best match first; with ``collapse``, one
      per story cluster (Elasticsearch field collapsing on ``cluster_id``).
 
 The query runs over the original title and text, the per-language copies (analysed with the
-french/english/spanish analyzers, so inflections match) and the translations.
+``veille_<lang>`` analyzers, so inflections match) and the translations; titles weigh more.
 """
 
 from __future__ import annotations
@@ -19,20 +19,19 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from veille.config import parse_duration
+from veille.languages import LANGUAGES
+from veille.query import to_elasticsearch
 
-SEARCH_FIELDS = [
-    "title^3",
-    "title_fr^3",
-    "title_en^3",
-    "title_es^3",
-    "translation.*.title^2",
-    "description",
-    "text",
-    "text_fr",
-    "text_en",
-    "text_es",
-    "translation.*.text",
-]
+# Field → boost. Intervals queries take no wildcard field names: the translations are listed.
+SEARCH_FIELDS: dict[str, float] = {
+    "title": 3,
+    **{f"title_{code}": 3 for code in LANGUAGES},
+    **{f"translation.{code}.title": 2 for code in LANGUAGES},
+    "description": 1,
+    "text": 1,
+    **{f"text_{code}": 1 for code in LANGUAGES},
+    **{f"translation.{code}.text": 1 for code in LANGUAGES},
+}
 HIGHLIGHT_FIELDS = ["text_fr", "text_en", "text_es", "translation.*.text", "text"]
 
 
@@ -49,6 +48,14 @@ class Hit:
     translated_title: str | None = None
     cluster_id: str | None = None
     cluster_articles: int | None = None
+    relevance: dict[str, Any] | None = None
+    text: str | None = None  # only when asked for (``with_text``)
+
+
+def merge_marks(fragment: str, start: str, end: str) -> str:
+    """A highlighted fragment with words marked side by side under one mark: an ``intervals``
+    query marks each word of a phrase on its own ("«police» «stations»" → "«police stations»")."""
+    return fragment.replace(f"{end} {start}", " ")
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -78,20 +85,7 @@ def build_query(
         filters.append({"term": {"source.name": source}})
     if since:
         filters.append({"range": {"published_at": {"gte": since.isoformat()}}})
-    return {
-        "bool": {
-            "must": [
-                {
-                    "simple_query_string": {
-                        "query": text,
-                        "fields": SEARCH_FIELDS,
-                        "default_operator": "and",
-                    }
-                }
-            ],
-            "filter": filters,
-        }
-    }
+    return {"bool": {"must": [to_elasticsearch(text, SEARCH_FIELDS)], "filter": filters}}
 
 
 def search(
@@ -105,9 +99,11 @@ def search(
     limit: int = 20,
     pivot: str = "en",
     collapse: bool = False,
+    with_text: bool = False,
 ) -> list[Hit]:
     """Best hits first; with ``collapse``, one hit per story cluster (its best article), with
-    ``cluster_articles`` counting the cluster's articles that match."""
+    ``cluster_articles`` counting the cluster's articles that match; with ``with_text``, each
+    hit carries its article's text (for explanations)."""
     response = client.search(
         index=index,
         query=build_query(text, language, since, source),
@@ -122,12 +118,13 @@ def search(
             "pre_tags": ["«"],
             "post_tags": ["»"],
         },
-        source_excludes=["text", "text_*", "title_*"],
+        source_excludes=["text_*", "title_*"] if with_text else ["text", "text_*", "title_*"],
     )
     hits = []
     for hit in response["hits"]["hits"]:
         doc = hit["_source"]
         highlight = next(iter(hit.get("highlight", {}).values()), [""])
+        highlight = [merge_marks(fragment, "«", "»") for fragment in highlight]
         translated = doc.get("translation", {}).get(pivot, {}).get("title")
         story = hit.get("inner_hits", {}).get("story", {}).get("hits", {}).get("total", {})
         hits.append(
@@ -143,6 +140,8 @@ def search(
                 translated_title=translated,
                 cluster_id=doc.get("cluster_id"),
                 cluster_articles=story.get("value"),
+                relevance=doc.get("relevance") or None,
+                text=doc.get("text") if with_text else None,
             )
         )
     return hits

@@ -64,7 +64,7 @@ class SourceCheckSpider(scrapy.Spider):
                 language = source_languages(source, topics)[0]
                 queries = search_queries(topics, language)
                 if not queries:
-                    detail = f"its topics have no {language} term with weight >= min_score"
+                    detail = f"its topics have no {language} rule that is a name or phrase alone"
                     yield self.result(source, url, detail=detail + " to search for")
                     continue
                 target = search_url(url, queries[0], language, source.country, timedelta(days=1))

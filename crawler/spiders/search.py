@@ -5,8 +5,8 @@ is a search endpoint: GDELT DOC 2.0 (``/api/v2/doc/doc``, ArtList JSON), Google 
 (``/rss/search``) or Bing News RSS (``/news/search``); see :mod:`veille.discovery`.
 
 For each endpoint and language (the source's ``language``, else every language of its topics)
-the queries come from the topic files (:func:`veille.discovery.search_queries`), so a term added
-to a topic is searched by every search source. The time span asked for is
+the queries come from the topic files (:func:`veille.discovery.search_queries`), so a name or
+phrase rule added to a topic is searched by every search source. The time span asked for is
 ``VEILLE_SEARCH_TIMESPAN`` (default ``1d``) unless the endpoint URL sets its own; at most
 ``VEILLE_SEARCH_TERMS_PER_QUERY`` phrases go in one query.
 

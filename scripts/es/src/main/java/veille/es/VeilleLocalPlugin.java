@@ -16,6 +16,7 @@ import org.apache.lucene.analysis.TokenStream;
 import org.apache.lucene.analysis.core.KeywordTokenizer;
 import org.apache.lucene.analysis.core.WhitespaceTokenizer;
 import org.apache.lucene.analysis.miscellaneous.ASCIIFoldingFilter;
+import org.apache.lucene.analysis.snowball.SnowballFilter;
 import org.apache.lucene.analysis.util.ElisionFilter;
 import org.apache.lucene.analysis.en.EnglishAnalyzer;
 import org.apache.lucene.analysis.es.SpanishAnalyzer;
@@ -62,8 +63,8 @@ import org.elasticsearch.xcontent.XContentBuilder;
  * - GET / (the rest-root module is not published): name, cluster, version, as the real endpoint;
  * - the Lucene language analyzers under their Elasticsearch names (analysis-common is not
  *   published), built the way Elasticsearch builds them (stopwords / stem_exclusion settings);
- * - a few token filters and tokenizers from analysis-common (asciifolding, elision; whitespace,
- *   keyword), on the Lucene classes Elasticsearch uses for them;
+ * - a few token filters and tokenizers from analysis-common (asciifolding, elision, snowball;
+ *   whitespace, keyword), on the Lucene classes Elasticsearch uses for them;
  * - 0 replicas by default on this single node, unless a template or request says otherwise.
  */
 public final class VeilleLocalPlugin extends Plugin implements ActionPlugin, AnalysisPlugin {
@@ -149,6 +150,23 @@ public final class VeilleLocalPlugin extends Plugin implements ActionPlugin, Ana
                 @Override
                 public TokenStream create(TokenStream in) {
                     return new ElisionFilter(in, articles);
+                }
+            };
+        });
+        // Veille's language analyzers stem with Snowball; the Python side stems with the same
+        // algorithms (veille/languages.py), so both must build the stemmer from its name alone.
+        m.put("snowball", (indexSettings, env, name, settings) -> {
+            String language = settings.get("language", "English");
+            String stemmer = Character.toUpperCase(language.charAt(0)) + language.substring(1);
+            return new TokenFilterFactory() {
+                @Override
+                public String name() {
+                    return name;
+                }
+
+                @Override
+                public TokenStream create(TokenStream in) {
+                    return new SnowballFilter(in, stemmer);
                 }
             };
         });
