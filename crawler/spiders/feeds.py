@@ -25,6 +25,7 @@ from typing import Any
 
 import feedparser
 import scrapy
+from scrapy.crawler import Crawler
 from scrapy.http import Response
 
 from crawler.middlewares.conditional import conditional_meta
@@ -80,6 +81,12 @@ def _entry_link(entry: Any) -> str | None:
 class FeedSpider(VeilleSpider):
     name = "feeds"
     source_type = "feed"
+
+    def setup(self, crawler: Crawler) -> None:
+        super().setup(crawler)
+        # One entry filter per set of topics, not per feed read: building one compiles every
+        # rule of its topics, which cost more than reading the feed.
+        self.entry_filters: dict[tuple[str, ...], EntryFilter] = {}
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for source in self.sources:
@@ -137,7 +144,10 @@ class FeedSpider(VeilleSpider):
         self.count("feeds/entries", len(document.entries))
         settings = self.crawler.settings
         topics = cached_config(settings.get("VEILLE_CONFIG")).topics_for(source)
-        keep = EntryFilter.from_settings(topics, settings).keep(
+        key = tuple(topic.name for topic in topics)
+        if key not in self.entry_filters:
+            self.entry_filters[key] = EntryFilter.from_settings(topics, settings)
+        keep = self.entry_filters[key].keep(
             [(entry.get("title"), entry.get("summary")) for entry in entries.values()]
         )
         ruled_out = [url for url, kept in zip(entries, keep, strict=True) if not kept]
