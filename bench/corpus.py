@@ -225,6 +225,8 @@ class Corpus:
     seed: int
     articles: list[ArticleSpec] = field(default_factory=list)
     pages: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # Each article's body text as written (see article_page), by URL path.
+    truth: dict[str, str] = field(default_factory=dict)
 
     def feeds(self, outlet: str) -> list[str]:
         return sorted(p for p in self.pages if p.startswith(f"/{outlet}/feed-"))
@@ -236,17 +238,44 @@ class Corpus:
     def sources(self, base_url: str) -> list[dict]:
         """sources.yaml entries: one feed source per outlet, its feed pages as URLs."""
         return [
-            {
-                "name": outlet,
-                "type": "feed",
-                "urls": [base_url + path for path in self.feeds(outlet)],
-                "language": OUTLET_LANGUAGE[outlet],
-                "country": COUNTRY[OUTLET_LANGUAGE[outlet]],
-                "schedule": {"every": "1h"},
-            }
+            _source(outlet, [base_url + path for path in self.feeds(outlet)])
             for outlet in OUTLET_NAMES
             if self.feeds(outlet)
         ]
+
+    def site_pages(self, outlet: str, base_url: str) -> dict[str, tuple[str, bytes]]:
+        """The outlet as a site of its own at ``base_url``: a home page that announces one RSS
+        feed (``/feed.xml``), that feed listing every article of the outlet, and robots.txt.
+
+        For crawlers that find a site's feed on its home page (news-please's RSS mode).
+        """
+        mine = [spec for spec in self.articles if spec.outlet == outlet]
+        home = (
+            f'<!DOCTYPE html>\n<html lang="{OUTLET_LANGUAGE[outlet]}"><head><meta charset="utf-8">'
+            f"<title>{outlet}</title>"
+            f'<link rel="alternate" type="application/rss+xml" title="{outlet}" href="/feed.xml">'
+            f"</head><body><h1>{outlet}</h1></body></html>\n"
+        )
+        return {
+            "/": ("text/html; charset=utf-8", home.encode("utf-8")),
+            "/feed.xml": ("application/rss+xml", feed_page(outlet, mine, base_url, 1)),
+            "/robots.txt": self.pages["/robots.txt"],
+        }
+
+    def site_sources(self, site_urls: dict[str, str]) -> list[dict]:
+        """sources.yaml entries for the sites of :meth:`site_pages`: each outlet's one feed."""
+        return [_source(outlet, [url + "/feed.xml"]) for outlet, url in site_urls.items()]
+
+
+def _source(outlet: str, urls: list[str]) -> dict:
+    return {
+        "name": outlet,
+        "type": "feed",
+        "urls": urls,
+        "language": OUTLET_LANGUAGE[outlet],
+        "country": COUNTRY[OUTLET_LANGUAGE[outlet]],
+        "schedule": {"every": "1h"},
+    }
 
 
 def _sentence(rng: random.Random, words: dict[str, list[str]], on_topic: bool) -> str:
@@ -374,8 +403,12 @@ def _specs(count: int, seed: int) -> list[ArticleSpec]:
     return specs
 
 
-def article_page(spec: ArticleSpec, specs: list[ArticleSpec], seed: int, chrome: tuple) -> bytes:
-    """One article page of about 30–80 KB."""
+def article_page(
+    spec: ArticleSpec, specs: list[ArticleSpec], seed: int, chrome: tuple
+) -> tuple[bytes, str]:
+    """One article page of about 30–80 KB, and its body as a reader reads it (the ground truth
+    of extraction: the subheading and paragraphs, one per line; not the title, standfirst,
+    byline, caption, the "read also" box, comments or anything around the article)."""
     words = WORDS[spec.language]
     body_of = spec.syndicated_from if spec.syndicated_from is not None else spec.number
     rng = random.Random(f"body-{seed}-{body_of}")
@@ -388,10 +421,12 @@ def article_page(spec: ArticleSpec, specs: list[ArticleSpec], seed: int, chrome:
     neighbours = [specs[(spec.number + step) % len(specs)] for step in range(1, 17)]
     image = f"/static/{spec.outlet}/img/{spec.number}.jpg"
 
-    body_parts = []
+    body_parts, truth = [], []
     for position, paragraph in enumerate(paragraphs):
         if position == len(paragraphs) // 2:
-            body_parts.append(f"<h2>{escape(_title(page_rng, words, spec.on_topic))}</h2>")
+            heading = _title(page_rng, words, spec.on_topic)
+            body_parts.append(f"<h2>{escape(heading)}</h2>")
+            truth.append(heading)
         if position == 2:
             other = neighbours[0]
             body_parts.append(
@@ -399,6 +434,7 @@ def article_page(spec: ArticleSpec, specs: list[ArticleSpec], seed: int, chrome:
                 f'<a href="{other.path}">{escape(other.title)}</a></aside>'
             )
         body_parts.append(f"<p>{_markup(page_rng, paragraph, neighbours)}</p>")
+        truth.append(paragraph)
     most_read = "".join(
         f'<li class="most-read__item"><span class="rank">{n + 1}</span>'
         f'<a href="{other.path}">{escape(other.title)}</a></li>'
@@ -486,7 +522,7 @@ def article_page(spec: ArticleSpec, specs: list[ArticleSpec], seed: int, chrome:
 <script src="/static/{spec.outlet}/app.js" defer></script>
 </body></html>
 """
-    return page.encode("utf-8")
+    return page.encode("utf-8"), "\n".join(truth)
 
 
 def feed_page(outlet: str, entries: list[ArticleSpec], base_url: str, number: int) -> bytes:
@@ -510,7 +546,8 @@ def build_corpus(count: int, seed: int = 2022, base_url: str = "") -> Corpus:
     chrome = {outlet: _chrome(outlet, OUTLET_LANGUAGE[outlet]) for outlet in OUTLET_NAMES}
     html = "text/html; charset=utf-8"
     for spec in specs:
-        corpus.pages[spec.path] = (html, article_page(spec, specs, seed, chrome[spec.outlet]))
+        page, corpus.truth[spec.path] = article_page(spec, specs, seed, chrome[spec.outlet])
+        corpus.pages[spec.path] = (html, page)
     for outlet in OUTLET_NAMES:
         mine = [s for s in specs if s.outlet == outlet]
         for number, start in enumerate(range(0, len(mine), FEED_SIZE), start=1):

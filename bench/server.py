@@ -3,7 +3,10 @@
 In:  the corpus size and seed (:func:`bench.corpus.build_corpus` builds the pages in the server
      process, so no page crosses a pipe).
 Out: :class:`CorpusServer`, a context manager with ``base_url`` and ``requests()`` (how many
-     requests the server answered).
+     requests the server answered); with ``sites=True`` also ``site_urls``: each outlet as a
+     site of its own on its own port (``Corpus.site_pages``: a home page announcing one feed
+     of all the outlet's articles, whose links point to that port), for crawlers that start
+     from a site's home page. Every port serves every page of the corpus as well.
 
 The server is a small asyncio HTTP/1.1 responder with keep-alive that answers GET and HEAD from
 a dict in memory; it runs in a separate process so that it never competes with the crawl for
@@ -15,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import socket
+from collections import ChainMap
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import Self
 
-from bench.corpus import build_corpus
+from bench.corpus import OUTLET_NAMES, build_corpus
 
 _REASONS = {200: b"OK", 404: b"Not Found", 405: b"Method Not Allowed"}
 
 
 class _Responder(asyncio.Protocol):
-    def __init__(self, pages: dict[str, tuple[str, bytes]], counter: list[int]) -> None:
+    def __init__(self, pages: Mapping[str, tuple[str, bytes]], counter: list[int]) -> None:
         self.pages = pages
         self.counter = counter
         self.buffer = b""
@@ -63,28 +68,45 @@ class _Responder(asyncio.Protocol):
             self.transport.close()
 
 
-def _serve(count: int, seed: int, pipe: Connection) -> None:
+def _listener() -> tuple[socket.socket, str]:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(256)
-    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    pages = build_corpus(count, seed, base_url).pages
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def _serve(count: int, seed: int, sites: bool, pipe: Connection) -> None:
+    listener, base_url = _listener()
+    corpus = build_corpus(count, seed, base_url)
+    pages = corpus.pages
+    listeners = [(listener, pages)]
+    site_urls = {}
+    if sites:
+        for outlet in OUTLET_NAMES:
+            site, site_urls[outlet] = _listener()
+            listeners.append((site, ChainMap(corpus.site_pages(outlet, site_urls[outlet]), pages)))
     counter = [0]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Responder(pages, counter), sock=listener)
-        pipe.send(base_url)
+        servers = [
+            await loop.create_server(lambda served=served: _Responder(served, counter), sock=sock)
+            for sock, served in listeners
+        ]
+        pipe.send((base_url, site_urls))
         reader = asyncio.Event()
         loop.add_reader(pipe.fileno(), reader.set)
-        async with server:
+        try:
             while True:
                 await reader.wait()
                 reader.clear()
                 if pipe.recv() == "stop":
                     return
                 pipe.send(counter[0])
+        finally:
+            for server in servers:
+                server.close()
 
     asyncio.run(main())
 
@@ -92,21 +114,22 @@ def _serve(count: int, seed: int, pipe: Connection) -> None:
 class CorpusServer:
     """``with CorpusServer(2000) as server: server.base_url`` serves 2,000 articles and feeds."""
 
-    def __init__(self, count: int, seed: int = 2022) -> None:
-        self.count, self.seed = count, seed
+    def __init__(self, count: int, seed: int = 2022, sites: bool = False) -> None:
+        self.count, self.seed, self.sites = count, seed, sites
         self.base_url = ""
+        self.site_urls: dict[str, str] = {}
 
     def __enter__(self) -> Self:
         context = multiprocessing.get_context("spawn")
         self._pipe, child = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(self.count, self.seed, child), daemon=True
+            target=_serve, args=(self.count, self.seed, self.sites, child), daemon=True
         )
         self._process.start()
         if not self._pipe.poll(300):
             self._process.kill()
             raise RuntimeError("the corpus server did not start within 300 s")
-        self.base_url = self._pipe.recv()
+        self.base_url, self.site_urls = self._pipe.recv()
         return self
 
     @property

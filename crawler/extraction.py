@@ -4,14 +4,18 @@ In:  the page bytes or text, its URL, and options (:class:`ExtractionOptions`).
 Out: :class:`Extracted` with title, text, authors, publication time, canonical URL, description,
      site name and image; or :class:`NotAnArticle` saying why the page was rejected.
 
-The body is extracted by trafilatura. Publication time comes first from the page's own metadata
+The page is parsed once; the metadata is read from that tree, then trafilatura extracts the
+body from it. Publication time comes first from the page's own metadata
 (``article:published_time``, JSON-LD ``datePublished``, ``<time datetime>``) because those carry
-the hour and zone that trafilatura's date-only value lacks. JSON-LD blocks over
-:data:`JSON_LD_MAX_CHARS`, or nested deeper than Python's recursion limit, are not read.
+the hour and zone that trafilatura's date-only value lacks. The other fields are what
+``trafilatura.extract_metadata`` finds, less the work whose result is not stored
+(:func:`_page_metadata`). JSON-LD blocks over :data:`JSON_LD_MAX_CHARS`, or nested deeper
+than Python's recursion limit, are not read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,7 +24,19 @@ from urllib.parse import urljoin
 
 import lxml.html
 import trafilatura
+from htmldate import find_date
+from lxml import etree
 from lxml.etree import ParserError
+from trafilatura.metadata import (
+    META_URL,
+    examine_meta,
+    extract_author,
+    extract_meta_json,
+    extract_sitename,
+    extract_title,
+    extract_url,
+)
+from trafilatura.settings import Document, set_date_params
 
 _PUBLISHED_META = (
     "article:published_time",
@@ -38,6 +54,20 @@ _PUBLISHED_META = (
 # JSON-LD blocks longer than this are not read: an article's is a few kilobytes, and a parsed
 # megabyte of JSON can take 30 MB of memory.
 JSON_LD_MAX_CHARS = 1 << 20
+
+# lxml.html's own parser picks each element's class (forms, inputs, labels...) in a Python
+# callback, run every time an element is touched: an eighth of the extraction time on a news
+# page. Neither Veille nor trafilatura uses those classes, so every element here is a plain
+# HtmlElement, chosen in C. The parser's other options are lxml.html's defaults.
+_PARSER = lxml.html.HTMLParser()
+_PARSER.set_element_class_lookup(
+    etree.ElementDefaultClassLookup(
+        element=lxml.html.HtmlElement,
+        comment=lxml.html.HtmlComment,
+        pi=lxml.html.HtmlProcessingInstruction,
+        entity=lxml.html.HtmlEntity,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -149,6 +179,44 @@ def _metadata(tree: lxml.html.HtmlElement, url: str) -> dict:
     return meta
 
 
+def _page_metadata(tree: lxml.html.HtmlElement, url: str, meta: dict) -> Document:
+    """Title, description, site name, image, author and date as ``trafilatura.extract_metadata``
+    finds them, with the same steps in the same order, less the work whose result is dropped.
+
+    ``extract_metadata`` also looks for the licence, categories and tags, which Veille does not
+    store, and always runs htmldate and the byline search (which copies the whole tree): here
+    the date is looked for only when ``meta`` (:func:`_metadata`) has no publication time, and
+    the byline only when neither the head nor JSON-LD names an author. On pages with complete
+    metadata that was a third of trafilatura's time per page.
+    """
+    document = examine_meta(tree)
+    if document.author and " " not in document.author:
+        document.author = None  # trafilatura's own rule: a single word is rarely a byline
+    with contextlib.suppress(Exception):  # trafilatura's JSON-LD reader trips on some scripts
+        document = extract_meta_json(tree, document)
+    if not document.title:
+        document.title = extract_title(tree)
+    if not document.author and "authors" not in meta:
+        document.author = extract_author(tree)
+    page_url = document.url or extract_url(tree, url)
+    if "published_at" not in meta:
+        document.date = find_date(tree, **set_date_params(True), url=page_url)
+    if not document.sitename:
+        document.sitename = extract_sitename(tree)
+    if document.sitename:
+        document.sitename = document.sitename.lstrip("@")
+        if (
+            document.sitename
+            and "." not in document.sitename
+            and not document.sitename[0].isupper()
+        ):
+            document.sitename = document.sitename.title()
+    elif page_url and (match := META_URL.match(page_url)):
+        document.sitename = match[1]
+    document.clean_and_trim()
+    return document
+
+
 # Control characters other than tab and line breaks: text pages have almost none.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -176,15 +244,15 @@ def extract_article(
     if looks_binary(body):
         return NotAnArticle("binary_content")
     try:
-        tree = lxml.html.fromstring(body)
+        tree = lxml.html.fromstring(body, parser=_PARSER)
     except (ParserError, ValueError) as exc:
         return NotAnArticle(f"unparsable_html: {exc}")
     meta = _metadata(tree, url)
     try:
+        page = _page_metadata(tree, url, meta)
         document = trafilatura.bare_extraction(
             tree,
             url=url,
-            with_metadata=True,
             include_comments=False,
             favor_precision=options.favor_precision,
         )
@@ -194,7 +262,7 @@ def extract_article(
         return NotAnArticle(f"extraction_failed: {exc.__class__.__name__}: {exc}")
     if document is None or not (document.text or "").strip():
         return NotAnArticle("no_text")
-    title = (document.title or "").strip()
+    title = (page.title or "").strip()
     text = document.text.strip()
     if title and text.startswith(title):
         text = text[len(title) :].lstrip()
@@ -207,16 +275,16 @@ def extract_article(
     if undecoded > len(text) // 200:
         return NotAnArticle(f"bad_encoding: {undecoded} characters could not be decoded")
     authors = meta.get("authors") or [
-        a.strip() for a in (document.author or "").split(";") if a.strip()
+        a.strip() for a in (page.author or "").split(";") if a.strip()
     ]
     return Extracted(
         title=title,
         text=text,
         canonical_url=meta.get("canonical_url"),
-        description=(document.description or None),
+        description=(page.description or None),
         authors=authors,
-        published_at=meta.get("published_at") or parse_datetime(document.date),
-        site_name=document.sitename or None,
-        image=document.image or None,
+        published_at=meta.get("published_at") or parse_datetime(page.date),
+        site_name=page.sitename or None,
+        image=page.image or None,
         word_count=words,
     )

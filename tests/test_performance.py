@@ -177,3 +177,98 @@ def test_extraction_workers_start_ready_without_the_crawl_main_module(tmp_path):
     assert "language: " in done.stdout and "language: None" not in done.stdout
     # Only the crawl process itself ran the main module: no worker re-imported it.
     assert marker.read_text(encoding="utf-8").splitlines() == ["__main__"]
+
+
+def test_extraction_keeps_trafilaturas_own_metadata_and_body():
+    """One parse, and only the metadata work whose result is stored: the same fields as
+    trafilatura's full ``bare_extraction(with_metadata=True)`` on the same page."""
+    import trafilatura
+
+    from crawler.extraction import _metadata, parse_datetime
+
+    base_url = "http://127.0.0.1:9"
+    pages = [(f"http://127.0.0.1/{path}", path.read_bytes()) for path in fixture_pages()]
+    pages += [
+        (base_url + path, html)
+        for path, html in build_corpus(30, seed=11, base_url=base_url).article_pages()
+    ]
+    compared = 0
+    for url, body in pages:
+        result = extract_article(body, url)
+        if isinstance(result, NotAnArticle):
+            continue
+        tree = lxml.html.fromstring(body)
+        own = _metadata(tree, url)  # the page's own canonical URL, time and JSON-LD authors
+        full = trafilatura.bare_extraction(
+            tree, url=url, with_metadata=True, include_comments=False
+        )
+        title = full.title.strip()
+        text = full.text.strip().removeprefix(title).lstrip()
+        assert (result.title, result.text) == (title, text), url
+        assert result.description == (full.description or None), url
+        assert result.site_name == (full.sitename or None), url
+        assert result.image == (full.image or None), url
+        authors = [a.strip() for a in (full.author or "").split(";") if a.strip()]
+        assert result.authors == (own.get("authors") or authors), url
+        assert result.published_at == (own.get("published_at") or parse_datetime(full.date)), url
+        compared += 1
+    assert compared > 40
+
+
+def test_outlets_served_as_sites_announce_one_feed_of_all_their_articles():
+    import re
+    import urllib.request
+
+    from bench.server import CorpusServer
+
+    corpus = build_corpus(45, seed=3)
+    with CorpusServer(45, seed=3, sites=True) as server:
+        site = server.site_urls["el-atalaya"]
+        home = urllib.request.urlopen(site + "/", timeout=10).read().decode()
+        assert 'type="application/rss+xml"' in home and 'href="/feed.xml"' in home
+        feed = urllib.request.urlopen(site + "/feed.xml", timeout=10).read().decode()
+        links = re.findall(r"<link>([^<]+\.html)</link>", feed)
+        mine = [spec.path for spec in corpus.articles if spec.outlet == "el-atalaya"]
+        assert links == [site + path for path in mine]
+        page = urllib.request.urlopen(links[0], timeout=10).read()
+        assert page == corpus.pages[mine[0]][1]
+
+
+def test_body_f1_rewards_the_article_body_and_penalises_the_page_around_it():
+    from bench.extraction import body_f1
+
+    corpus = build_corpus(12, seed=5, base_url="http://127.0.0.1:9")
+    for path, html in corpus.article_pages():
+        truth = corpus.truth[path]
+        extracted = extract_article(html, "http://127.0.0.1:9" + path)
+        assert body_f1(extracted.text, truth) > 0.99
+        whole_page = lxml.html.fromstring(html).text_content()
+        assert body_f1(whole_page, truth) < 0.8
+    assert body_f1(None, "Un texte.") == 0.0
+
+
+def test_pinned_length_translator_outputs_as_many_pieces_as_it_reads(tmp_path):
+    import zipfile
+
+    import ctranslate2
+    import sentencepiece as spm
+
+    from bench.translate import PinnedLength
+    from tests.support.tiny_argos import build_tiny_model
+
+    archive = build_tiny_model(tmp_path)
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp_path / "package")
+    folder = next((tmp_path / "package").iterdir())
+    pieces = spm.SentencePieceProcessor(model_file=str(folder / "sentencepiece.model"))
+    translator = PinnedLength(ctranslate2.Translator(str(folder / "model")))
+    sentences = [
+        "La GRC enquête sur deux commissariats chinois à Montréal.",
+        "Qui finance ces associations ?",
+        "Les pratiquants du Falun Gong dénoncent une répression transnationale.",
+        "Qui finance ces associations ?",
+    ]
+    source = [pieces.encode(s, out_type=str) for s in sentences]
+    results = translator.translate_batch(source, beam_size=2, return_scores=True)
+    assert [len(r.hypotheses[0]) for r in results] == [len(tokens) for tokens in source]
+    assert results[1].hypotheses == results[3].hypotheses

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import scrapy
+from scrapy.crawler import Crawler
 from scrapy.http import Response
 
 from crawler.limits import ParseRefused
@@ -43,6 +44,12 @@ logger = logging.getLogger(__name__)
 class FeedSpider(VeilleSpider):
     name = "feeds"
     source_type = "feed"
+
+    def setup(self, crawler: Crawler) -> None:
+        super().setup(crawler)
+        # One entry filter per set of topics, not per feed read: building one compiles every
+        # rule of its topics, which cost more than reading the feed.
+        self.entry_filters: dict[tuple[str, ...], EntryFilter] = {}
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for source in self.sources:
@@ -108,7 +115,10 @@ class FeedSpider(VeilleSpider):
         self.count("feeds/entries", len(document.entries))
         settings = self.crawler.settings
         topics = cached_config(settings.get("VEILLE_CONFIG")).topics_for(source)
-        keep = EntryFilter.from_settings(topics, settings).keep(
+        key = tuple(topic.name for topic in topics)
+        if key not in self.entry_filters:
+            self.entry_filters[key] = EntryFilter.from_settings(topics, settings)
+        keep = self.entry_filters[key].keep(
             [(entry.title, entry.summary) for entry in entries.values()]
         )
         ruled_out = [url for url, kept in zip(entries, keep, strict=True) if not kept]

@@ -19,6 +19,9 @@ is needed.
 Builds are cached: the same inputs reuse the archive already in ``dest_dir`` (the build key
 is stored in ``metadata.json``), and the archive bytes are reproducible.
 
+The pieces take a :class:`ModelShape`, so that ``bench/translate_model.py`` builds a package of
+an Argos index model's size from them (``TINY`` is this module's).
+
 Where argostranslate installs packages: ``argostranslate.settings`` reads ``ARGOS_PACKAGES_DIR``
 (environment, then ``$XDG_CONFIG_HOME/argos-translate/settings.json``) once, when it is first
 imported, into ``settings.package_data_dir`` (where ``install_from_path`` extracts archives) and
@@ -34,6 +37,7 @@ import json
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +46,17 @@ import numpy as np
 if TYPE_CHECKING:
     import pytest
 
+
+@dataclass(frozen=True)
+class ModelShape:
+    """A Transformer's size: encoder and decoder layers each, heads, model and FFN widths."""
+
+    layers: int
+    heads: int
+    d_model: int
+    ffn_dim: int
+
+
 BUILD_REVISION = "2"
 D_MODEL = 32
 FFN_DIM = 64
@@ -49,6 +64,7 @@ NUM_HEADS = 2
 VOCAB_SIZE = 320
 SEED = 20221204
 MAX_POSITIONS = 1024
+TINY = ModelShape(layers=1, heads=NUM_HEADS, d_model=D_MODEL, ffn_dim=FFN_DIM)
 CLOCK_DIM = D_MODEL - 1
 CLOCK_PERIOD = 8.0
 EOS_CLOCK_WEIGHT = 4.0
@@ -108,8 +124,8 @@ def build_tiny_model(dest_dir: Path, from_code: str = "fr", to_code: str = "en")
         return archive
 
     sp_model = _train_sentencepiece()
-    pieces = _pieces(sp_model)
-    model_files = _convert_ctranslate2_model(pieces, dest_dir)
+    pieces = piece_list(sp_model)
+    model_files = _model_files(_random_transformer_spec(pieces), dest_dir)
     metadata = {
         "package_version": "1.0",
         "argos_version": "1.9",
@@ -202,7 +218,8 @@ def _train_sentencepiece() -> bytes:
     return model.getvalue()
 
 
-def _pieces(sp_model: bytes) -> list[str]:
+def piece_list(sp_model: bytes) -> list[str]:
+    """A SentencePiece model's pieces, in id order (CTranslate2's vocabulary)."""
     import sentencepiece as spm
 
     processor = spm.SentencePieceProcessor(model_proto=sp_model)
@@ -213,48 +230,57 @@ def _pieces(sp_model: bytes) -> list[str]:
     return pieces
 
 
-def _convert_ctranslate2_model(pieces: list[str], scratch_dir: Path) -> dict[str, bytes]:
-    """Save a random-weight Transformer through CTranslate2's converter; return its files."""
+def convert_ctranslate2_model(spec, output: Path) -> None:
+    """Save a model spec into the folder ``output`` through CTranslate2's converter, as int8."""
     from ctranslate2.converters import Converter
 
     class RandomTransformerConverter(Converter):
         def _load(self):
-            return _random_transformer_spec(pieces)
+            return spec
 
+    # Quantized to int8 like the packages on the Argos index (argos-train converts with
+    # --quantization int8), so argostranslate's default compute type "auto" runs int8 too.
+    RandomTransformerConverter().convert(str(output), quantization="int8")
+
+
+def _model_files(spec, scratch_dir: Path) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(dir=scratch_dir, prefix=".ct2-") as work_dir:
         output = Path(work_dir) / "model"
-        # Quantized to int8 like the packages on the Argos index (argos-train converts with
-        # --quantization int8), so argostranslate's default compute type "auto" runs int8 too.
-        RandomTransformerConverter().convert(str(output), quantization="int8")
+        convert_ctranslate2_model(spec, output)
         return {p.name: p.read_bytes() for p in sorted(output.iterdir())}
 
 
 def _random_transformer_spec(pieces: list[str]):
+    spec = random_transformer_spec(pieces, TINY, np.random.default_rng(SEED))
+    spec.decoder.position_encodings.encodings = _decoder_position_encodings()
+    _add_length_clock(spec.decoder, pieces.index("</s>"))
+    return spec
+
+
+def random_transformer_spec(pieces: list[str], shape: ModelShape, rng: np.random.Generator):
+    """A Transformer of ``shape`` with random weights from ``rng``, vocabulary ``pieces``."""
     from ctranslate2.specs import TransformerSpec
 
-    rng = np.random.default_rng(SEED)
-    vocab = len(pieces)
-    spec = TransformerSpec.from_config(1, NUM_HEADS)
+    vocab, width = len(pieces), shape.d_model
+    spec = TransformerSpec.from_config(shape.layers, shape.heads)
 
-    spec.encoder.embeddings[0].weight = _normal(rng, vocab, D_MODEL)
-    _set_norm(spec.encoder.layer_norm)
+    spec.encoder.embeddings[0].weight = _normal(rng, vocab, width)
+    _set_norm(spec.encoder.layer_norm, width)
     for layer in spec.encoder.layer:
-        _set_self_attention(rng, layer.self_attention)
-        _set_ffn(rng, layer.ffn)
+        _set_self_attention(rng, layer.self_attention, width)
+        _set_ffn(rng, layer.ffn, width, shape.ffn_dim)
 
     decoder = spec.decoder
-    decoder.embeddings.weight = _normal(rng, vocab, D_MODEL)
-    decoder.position_encodings.encodings = _decoder_position_encodings()
-    _set_norm(decoder.layer_norm)
+    decoder.embeddings.weight = _normal(rng, vocab, width)
+    _set_norm(decoder.layer_norm, width)
     for layer in decoder.layer:
-        _set_self_attention(rng, layer.self_attention)
-        _set_norm(layer.attention.layer_norm)
-        _set_linear(rng, layer.attention.linear[0], D_MODEL, D_MODEL)
-        _set_linear(rng, layer.attention.linear[1], 2 * D_MODEL, D_MODEL)
-        _set_linear(rng, layer.attention.linear[2], D_MODEL, D_MODEL)
-        _set_ffn(rng, layer.ffn)
-    _set_linear(rng, decoder.projection, vocab, D_MODEL)
-    _add_length_clock(decoder, pieces.index("</s>"))
+        _set_self_attention(rng, layer.self_attention, width)
+        _set_norm(layer.attention.layer_norm, width)
+        _set_linear(rng, layer.attention.linear[0], width, width)
+        _set_linear(rng, layer.attention.linear[1], 2 * width, width)
+        _set_linear(rng, layer.attention.linear[2], width, width)
+        _set_ffn(rng, layer.ffn, width, shape.ffn_dim)
+    _set_linear(rng, decoder.projection, vocab, width)
 
     spec.register_source_vocabulary(pieces)
     spec.register_target_vocabulary(pieces)
@@ -297,9 +323,9 @@ def _normal(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.normal(0.0, 1.0 / np.sqrt(shape[-1]), size=shape).astype(np.float32)
 
 
-def _set_norm(spec) -> None:
-    spec.gamma = np.ones(D_MODEL, dtype=np.float32)
-    spec.beta = np.zeros(D_MODEL, dtype=np.float32)
+def _set_norm(spec, width: int) -> None:
+    spec.gamma = np.ones(width, dtype=np.float32)
+    spec.beta = np.zeros(width, dtype=np.float32)
 
 
 def _set_linear(rng: np.random.Generator, spec, out_dim: int, in_dim: int) -> None:
@@ -307,13 +333,13 @@ def _set_linear(rng: np.random.Generator, spec, out_dim: int, in_dim: int) -> No
     spec.bias = np.zeros(out_dim, dtype=np.float32)
 
 
-def _set_self_attention(rng: np.random.Generator, spec) -> None:
-    _set_norm(spec.layer_norm)
-    _set_linear(rng, spec.linear[0], 3 * D_MODEL, D_MODEL)
-    _set_linear(rng, spec.linear[1], D_MODEL, D_MODEL)
+def _set_self_attention(rng: np.random.Generator, spec, width: int) -> None:
+    _set_norm(spec.layer_norm, width)
+    _set_linear(rng, spec.linear[0], 3 * width, width)
+    _set_linear(rng, spec.linear[1], width, width)
 
 
-def _set_ffn(rng: np.random.Generator, spec) -> None:
-    _set_norm(spec.layer_norm)
-    _set_linear(rng, spec.linear_0, FFN_DIM, D_MODEL)
-    _set_linear(rng, spec.linear_1, D_MODEL, FFN_DIM)
+def _set_ffn(rng: np.random.Generator, spec, width: int, ffn_dim: int) -> None:
+    _set_norm(spec.layer_norm, width)
+    _set_linear(rng, spec.linear_0, ffn_dim, width)
+    _set_linear(rng, spec.linear_1, width, ffn_dim)
