@@ -1,7 +1,7 @@
 """The scheduler's entry point: ``python scheduler.py`` is ``veille schedule`` (same options).
 
 Crawls every enabled source of the config folder (``VEILLE_CONFIG``) on its schedule until
-SIGTERM or Ctrl-C; see ``veille/scheduling.py``.
+SIGTERM or Ctrl-C; see ``veille/ops/scheduling.py``.
 """
 
 import sys

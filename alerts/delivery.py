@@ -1,7 +1,7 @@
 """Delivery: due notifications grouped into one email per recipient and frequency, sent once.
 
 In:  the notification log, the rules, the SMTP settings (``VEILLE_SMTP_*``, read by
-     :mod:`veille.mailer`) and the time.
+     :mod:`veille.core.mailer`) and the time.
 Out: emails handed to the SMTP server and the log updated; a :class:`DeliveryReport`.
 
 For each (recipient, frequency) group of due notifications, oldest first:
@@ -20,7 +20,7 @@ rule or recipient left the config, whose article an analyst judged irrelevant, o
 an edited topic no longer keeps (``veille topics rescore``), are cancelled.
 
 With ``VEILLE_FEEDBACK_SECRET`` set, each article in an email carries signed "Not relevant" and
-"Relevant" links (:mod:`veille.feedback`); without it, the emails carry none and the process
+"Relevant" links (:mod:`veille.core.feedback`); without it, the emails carry none and the process
 logs one line saying so.
 """
 
@@ -41,10 +41,10 @@ from alerts.digest import Digest, build_digest
 from alerts.notifications import Notification
 from alerts.render import render_message
 from alerts.rules import RuleSet, normalize_recipient
-from veille.es import IndexNames
-from veille.feedback import FeedbackSettings
-from veille.mailer import MailError, SmtpSettings, send_email
-from veille.verdicts import judged_irrelevant, marked_off_topic
+from veille.core.es import IndexNames
+from veille.core.feedback import FeedbackSettings
+from veille.core.mailer import MailError, SmtpSettings, send_email
+from veille.core.verdicts import judged_irrelevant, marked_off_topic
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from elasticsearch import Elasticsearch
 
 from alerts.notifications import Notification
 from alerts.rules import RuleSet
-from veille.search import merge_marks
+from veille.core.search import merge_marks
 
 MARK_START = "\ue000"
 MARK_END = "\ue001"

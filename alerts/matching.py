@@ -5,7 +5,7 @@ Out: pending entries in the notification log (one per rule, recipient and story)
      checkpoint, stored in the notification index as the document ``checkpoint:matcher``.
 
 Articles an analyst judged irrelevant, and those an edited topic no longer keeps, are not
-matched (see :mod:`veille.verdicts`).
+matched (see :mod:`veille.core.verdicts`).
 
 An article is new when first seen, or when ``veille topics rescore`` took it from the rejected
 articles (``promoted_at``; its ``first_seen_at`` stays the day it was crawled). The checkpoint
@@ -29,8 +29,8 @@ from elasticsearch.helpers import scan
 from alerts import notifications
 from alerts.percolator import percolate
 from alerts.rules import RuleSet
-from veille.es import IndexNames
-from veille.verdicts import IRRELEVANT, OFF_TOPIC
+from veille.core.es import IndexNames
+from veille.core.verdicts import IRRELEVANT, OFF_TOPIC
 
 CHECKPOINT_ID = "checkpoint:matcher"
 OVERLAP = timedelta(hours=2)

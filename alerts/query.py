@@ -1,11 +1,11 @@
 """Alert queries: an analyst's keywords compiled into an Elasticsearch query.
 
-In:  keywords in the query language of veille/query.py (words, "phrases", AND, OR, NOT,
+In:  keywords in the query language of veille/core/query.py (words, "phrases", AND, OR, NOT,
      parentheses, NEAR/n), and a rule's filters (languages, countries, sources, relevance).
 Out: an Elasticsearch query (a plain dict) usable both as a percolator query and as a search.
 
 Every word, phrase or NEAR is matched on the fields ``veille search`` uses
-(:data:`veille.search.SEARCH_FIELDS`): the original title and text, the per-language copies
+(:data:`veille.core.search.SEARCH_FIELDS`): the original title and text, the per-language copies
 analysed with the ``veille_fr``/``veille_en``/``veille_es`` analyzers (so "station" finds
 "stations"), and the translations ``translation.<lang>.*``, so an English keyword finds a French
 article through its English translation.
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from veille.query import QuerySyntaxError, to_elasticsearch
-from veille.search import SEARCH_FIELDS
+from veille.core.query import QuerySyntaxError, to_elasticsearch
+from veille.core.search import SEARCH_FIELDS
 
 __all__ = ["KEYWORD_FIELDS", "QuerySyntaxError", "compile_keywords", "with_filters"]
 
@@ -24,7 +24,7 @@ KEYWORD_FIELDS = list(SEARCH_FIELDS)
 
 
 def compile_keywords(text: str) -> dict[str, Any]:
-    """The Elasticsearch query for a keyword query (see veille/query.py for the syntax)."""
+    """The Elasticsearch query for a keyword query (see veille/core/query.py for the syntax)."""
     return to_elasticsearch(text, KEYWORD_FIELDS)
 
 

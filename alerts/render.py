@@ -2,10 +2,10 @@
 
 In:  a digest, the sending time, a message id.
 Out: an ``email.message.EmailMessage`` with ``To``, ``Subject``, ``Date``, ``Message-ID`` (the
-     sender's ``From`` is added by :func:`veille.mailer.send_email`), a plain-text part and an
+     sender's ``From`` is added by :func:`veille.core.mailer.send_email`), a plain-text part and an
      HTML part rendered from ``alerts/templates/`` with Jinja2 (autoescape on for HTML, so markup
      in a title is shown, never interpreted); with feedback settings, every article carries
-     signed "Not relevant" and "Relevant" links (:mod:`veille.feedback`).
+     signed "Not relevant" and "Relevant" links (:mod:`veille.core.feedback`).
 
 Header injection is impossible: every header value is built from one line of text (all line
 breaks and control characters folded to spaces) and set through the ``email`` package's header
@@ -26,8 +26,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from alerts.digest import MARK_END, MARK_START, Digest, Story
-from veille.feedback import LABELS, FeedbackSettings
-from veille.urls import web_link
+from veille.core.feedback import LABELS, FeedbackSettings
+from veille.core.urls import web_link
 
 SUBJECT_TITLE_CHARS = 120
 SUBJECT_CHARS = 200

@@ -7,7 +7,7 @@ In:  the config folder's ``alerts.yaml``: a list of ``rules``, each with a ``nam
      with one of these two may have no query), the ``recipients`` and a ``frequency``
      (``immediate``, ``hourly``, or ``daily`` with ``at: "HH:MM"`` and a ``timezone``).
 Out: a :class:`RuleSet` of frozen :class:`AlertRule` objects. A mistake raises
-     :class:`veille.config.ConfigError` naming the file, the line, the key, the rule and what
+     :class:`veille.core.config.ConfigError` naming the file, the line, the key, the rule and what
      is wrong. A config folder without ``alerts.yaml`` has no rules (``RuleSet.missing``).
 """
 
@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from alerts.query import QuerySyntaxError, compile_keywords, with_filters
-from veille.config import (
+from veille.core.config import (
     Action,
     ConfigError,
     StrictModel,

@@ -16,7 +16,7 @@ from alerts.delivery import DeliveryReport, send_due
 from alerts.matching import MatchReport, match_new_articles
 from alerts.percolator import SyncReport, sync_rules
 from alerts.rules import RuleSet
-from veille.es import IndexNames, setup_indices
+from veille.core.es import IndexNames, setup_indices
 
 
 @dataclass(frozen=True)

@@ -258,8 +258,8 @@ class CrawlRun:
 
 
 def delete_prefix(url: str, prefix: str) -> None:
-    from veille.config import Environment
-    from veille.es import delete_indices, make_client
+    from veille.core.config import Environment
+    from veille.core.es import delete_indices, make_client
 
     client = make_client(Environment(es_url=url, index_prefix=prefix))
     try:
@@ -272,8 +272,8 @@ def stored_texts(url: str, prefix: str) -> dict[str, str]:
     """URL path → text of every article a crawl indexed under ``prefix``."""
     from elasticsearch.helpers import scan
 
-    from veille.config import Environment
-    from veille.es import IndexNames, make_client
+    from veille.core.config import Environment
+    from veille.core.es import IndexNames, make_client
 
     client = make_client(Environment(es_url=url, index_prefix=prefix))
     try:
@@ -482,7 +482,7 @@ def crawl_sets(args: argparse.Namespace) -> list[str]:
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     url = es_url()
     extra = crawl_sets(args)
-    from veille.crawl import crawl_settings
+    from veille.ops.crawl import crawl_settings
 
     cpus = args.cpus
     if cpus:  # the bench itself, Elasticsearch and the corpus server keep to the other CPUs

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from alerts.percolator import percolate, sync_rules
 from alerts.rules import AlertRule, RuleSet
-from veille.article import Article, SourceRef
-from veille.config import Environment
-from veille.es import IndexNames, delete_indices, make_client, setup_indices
+from veille.core.article import Article, SourceRef
+from veille.core.config import Environment
+from veille.core.es import IndexNames, delete_indices, make_client, setup_indices
 
 SIZES = (100, 1_000, 10_000)
 SYLLABLES = ["ka", "lo", "mi", "ran", "te", "vo", "zu", "shen", "li", "ar", "do", "ne", "qi", "so"]

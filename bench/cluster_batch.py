@@ -35,10 +35,10 @@ from bench.__main__ import cpu_seconds, es_process
 from bench.corpus import build_corpus
 from crawler.extraction import ExtractionOptions, NotAnArticle, extract_article
 from crawler.settings import VEILLE_MIN_WORDS
-from veille.article import Article, SourceRef
-from veille.clusters import StoryClusters
-from veille.config import Environment
-from veille.es import IndexNames, delete_indices, make_client, setup_indices
+from veille.core.article import Article, SourceRef
+from veille.core.clusters import StoryClusters
+from veille.core.config import Environment
+from veille.core.es import IndexNames, delete_indices, make_client, setup_indices
 
 
 @dataclass

@@ -15,7 +15,7 @@ on every size alike:
   confirm the best candidates from their signatures — what the crawl's cluster stage does
   before it claims anything;
 - ``pairwise``: the same sketch compared with every indexed article's signature, in memory
-  (``veille.minhash.similarity`` per pair, the comparison the look-up uses to confirm), which
+  (``veille.core.minhash.similarity`` per pair, the comparison the look-up uses to confirm), which
   flatters pairwise: a real pairwise search would also have to fetch every signature.
 
 Rows print milliseconds per article, the ratio pairwise/lookup, how much the look-up cost grew
@@ -36,11 +36,11 @@ from multiprocessing import Pool
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import streaming_bulk
 
-from veille.article import Article, SourceRef
-from veille.clusters import ClusterSettings, StoryClusters
-from veille.config import Environment
-from veille.es import IndexNames, delete_indices, load_template, make_client
-from veille.minhash import Sketch, similarity, sketch
+from veille.core.article import Article, SourceRef
+from veille.core.clusters import ClusterSettings, StoryClusters
+from veille.core.config import Environment
+from veille.core.es import IndexNames, delete_indices, load_template, make_client
+from veille.core.minhash import Sketch, similarity, sketch
 
 VOCABULARY = 20_000
 WORDS_PER_ARTICLE = 150

@@ -9,9 +9,9 @@ source distribution; it is not stored here, and nothing is downloaded at run tim
 folder. For each file it compares:
 
 - ``feedparser.parse`` alone (the call ``read_feed`` made before the entity check) and
-  :func:`veille.feeds.parse_feed` (the check, then ``feedparser.parse``): the same entries, feed,
+  :func:`crawler.feeds.parse_feed` (the check, then ``feedparser.parse``): the same entries, feed,
   version and ``bozo`` flag, or the file is listed;
-- :func:`veille.feeds.read_feed` run in an extraction worker under the default parse limits, as
+- :func:`crawler.feeds.read_feed` run in an extraction worker under the default parse limits, as
   a crawl runs it: no exception and no refusal at the limits, or the file is listed.
 
 Prints the counts and every file that differs; exit status 1 if any does.
@@ -29,8 +29,8 @@ import feedparser
 
 from crawler.extraction import ExtractionOptions
 from crawler.extraction_pool import ExtractionPool
+from crawler.feeds import FeedRefused, parse_feed, read_feed
 from crawler.limits import ParseRefused
-from veille.feeds import FeedRefused, parse_feed, read_feed
 
 SKIPPED_SUFFIXES = (".py", ".pyc")
 

@@ -86,10 +86,10 @@ if kind == "feed" and side == "before":  # before this change, the feed spider h
     from crawler.spiders.feeds import read_feed
     call = (read_feed, body, "")
 elif kind == "feed":
-    from veille.feeds import read_feed
+    from crawler.feeds import read_feed
     call = (read_feed, body, "")
 elif kind == "gdelt":
-    from veille.discovery import parse_gdelt
+    from crawler.discovery import parse_gdelt
     call = (parse_gdelt, body)
 else:
     from crawler.extraction import ExtractionOptions
@@ -261,8 +261,8 @@ def crawl(tree: Path, feeds: list[str], work: Path, url: str) -> dict[str, Any]:
 
 
 _DROP_INDICES = """
-from veille.config import Environment
-from veille.es import delete_indices, make_client
+from veille.core.config import Environment
+from veille.core.es import delete_indices, make_client
 env = Environment.from_env()
 client = make_client(env)
 delete_indices(client, env.index_prefix)

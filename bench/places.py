@@ -4,16 +4,16 @@
     python -m bench.places --repeat 5 --floors 15000 5000 1000
 
 Time: the labelled stations set (``tests/fixtures/stations``: 42 articles in French, English and
-Spanish, 300 to 500 words each) read ``--repeat`` times by ``veille.places.read_places`` and
-``veille.events.read_events`` with the shipped topic, against the relevance judge
-(``veille.topics.TopicJudge``), which every article already pays, on the same texts. CPU time
+Spanish, 300 to 500 words each) read ``--repeat`` times by ``veille.core.places.read_places`` and
+``veille.core.events.read_events`` with the shipped topic, against the relevance judge
+(``veille.core.topics.TopicJudge``), which every article already pays, on the same texts. CPU time
 (``time.process_time``) in rounds that alternate the sides; the best round counts (the machine
 may be shared). Building the gazetteer is not timed here.
 
 Memory: for each population floor, a fresh Python process imports the crawl's modules, measures
 its unique memory (USS, psutil), gets the gazetteer, collects garbage and measures again; the
 difference is what each crawl process pays. It gets it as a crawl does, loaded from the file
-built on first use (``veille.gazetteer.gazetteer``), and, for the baseline, built in the process
+built on first use (``veille.core.gazetteer.gazetteer``), and, for the baseline, built in-process
 from GeoNames' JSON; with the time each takes and how many cities and names it holds. The
 shipped floor is ``VEILLE_GAZETTEER_MIN_POPULATION`` (crawler/settings.py).
 """
@@ -28,21 +28,21 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from veille.config import load_config
-from veille.events import EventRules, read_events
-from veille.gazetteer import gazetteer
-from veille.places import read_places
-from veille.station_commands import DEFAULT_LABELLED
-from veille.station_eval import load_labelled
-from veille.topics import TopicJudge
+from veille.cli.stations import DEFAULT_LABELLED
+from veille.core.config import load_config
+from veille.core.events import EventRules, read_events
+from veille.core.gazetteer import gazetteer
+from veille.core.places import read_places
+from veille.core.topics import TopicJudge
+from veille.ops.station_eval import load_labelled
 
 TARGET_MS = 2.0
 
 _MEASURE = """
 import gc, json, time, psutil
 from pathlib import Path
-import crawler.settings, pipelines.places, veille.events, veille.places
-from veille.gazetteer import _saved_or_built, build
+import crawler.settings, pipelines.places, veille.core.events, veille.core.places
+from veille.core.gazetteer import _saved_or_built, build
 process = psutil.Process()
 gc.collect()
 before = process.memory_full_info().uss

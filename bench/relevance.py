@@ -34,10 +34,10 @@ import yaml
 
 from bench.corpus import build_corpus
 from crawler.extraction import NotAnArticle, extract_article
-from veille.config import load_config
-from veille.textmatch import StemIndex
-from veille.topic_eval import LABELLED_SET, load_labelled
-from veille.topics import TopicJudge
+from veille.core.config import load_config
+from veille.core.textmatch import StemIndex
+from veille.core.topics import TopicJudge
+from veille.ops.topic_eval import LABELLED_SET, load_labelled
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTED_TOPIC = Path(__file__).resolve().parent / "fixtures" / "weighted-topic.yaml"

@@ -41,9 +41,9 @@ from pathlib import Path
 from bench.__main__ import bench_env, crawl_options, delete_prefix, es_url, write_config
 from bench.server import CorpusServer
 from tests.support.redis_server import RedisServer
-from veille.config import Environment, load_config
-from veille.distributed import RedisKeys, connect, push_sources, queue_status
-from veille.es import IndexNames, make_client
+from veille.core.config import Environment, load_config
+from veille.core.distributed import RedisKeys, connect, push_sources, queue_status
+from veille.core.es import IndexNames, make_client
 
 ROOT = Path(__file__).resolve().parents[1]
 

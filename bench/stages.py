@@ -24,7 +24,7 @@ trafilatura call over the same pages in a pool of processes, nothing else.
 - ``index_goal``: ``--index-docs`` documents (the sample's articles, repeated under new URLs
   to reach the count) sent through the index stage alone, and the same documents sent by a bare
   ``elasticsearch.helpers.bulk`` (``create``, same ids, default chunk size), each into fresh
-  indices made by ``veille.es.setup_indices``; best of ``--rounds`` rounds each, alternating,
+  indices made by ``veille.core.es.setup_indices``; best of ``--rounds`` rounds each, alternating,
   after a warm-up round. Each round also counts CPU seconds, this process's (every thread) plus the
   Elasticsearch JVM's (``--es-pid``): on a shared machine wall-clock rates swing with the load,
   CPU per document much less.
@@ -69,8 +69,8 @@ def build_articles(base_url: str, paths: list[str], bodies: list[bytes]) -> tupl
     """Articles as the spider yields them, and the seconds extraction took."""
     from crawler.extraction import ExtractionOptions, NotAnArticle, extract_article
     from crawler.settings import VEILLE_MIN_WORDS
-    from veille.article import Article, SourceRef
-    from veille.config import cached_config
+    from veille.core.article import Article, SourceRef
+    from veille.core.config import cached_config
 
     config = cached_config(os.environ["VEILLE_CONFIG"])
     sources = {name: config.source(name) for name in OUTLET_NAMES}
@@ -143,7 +143,7 @@ def _crawler(pipeline: str, prefix: str):
     from scrapy.utils.test import get_crawler
 
     from crawler.spiders.feeds import FeedSpider
-    from veille.crawl import crawl_settings
+    from veille.ops.crawl import crawl_settings
 
     os.environ["VEILLE_INDEX_PREFIX"] = prefix
     settings = crawl_settings().copy_to_dict()
@@ -228,8 +228,8 @@ class CpuClock:
 async def index_goal(
     prefix: str, articles: list, count: int, es_pid: int | None, rounds_each: int = 3
 ) -> dict[str, Any]:
-    from veille.config import Environment
-    from veille.es import IndexNames, delete_indices, make_client, setup_indices
+    from veille.core.config import Environment
+    from veille.core.es import IndexNames, delete_indices, make_client, setup_indices
 
     articles = _index_documents(articles, count)
     client = make_client(Environment(es_url=os.environ["VEILLE_ES_URL"], index_prefix=prefix))
@@ -273,7 +273,7 @@ async def index_goal(
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from veille.crawl import crawl_settings
+    from veille.ops.crawl import crawl_settings
 
     corpus = build_corpus(args.count, args.seed, args.base_url)
     paths = [spec.path for spec in corpus.articles[: args.sample]]

@@ -2,7 +2,7 @@
 
     python -m bench.textwork [--articles 300] [--repeat 3]
 
-``veille.minhash.signature_of`` (numpy over the whole shingle set) against datasketch's
+``veille.core.minhash.signature_of`` (numpy over the whole shingle set) against datasketch's
 ``MinHash.update_batch`` with the same cached permutations, on each article's 4-word shingles;
 the bench checks both give the same signature.
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.corpus import build_corpus
 from crawler.extraction import NotAnArticle, extract_article
-from veille.minhash import Scheme, _permutations, shingles, signature_of
+from veille.core.minhash import Scheme, _permutations, shingles, signature_of
 
 
 def best(work: Callable[[], None], repeat: int) -> float:

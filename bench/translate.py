@@ -148,7 +148,7 @@ def argos_per_article(articles: list[str], intra_threads: int) -> Callable[[], o
     from argostranslate import package, sbd, settings
     from argostranslate import translate as argos_translate
 
-    from veille.translation import split_sentences
+    from veille.core.translation import split_sentences
 
     class OfflineSentencizer(sbd.ISentenceBoundaryDetectionModel):
         def split_sentences(self, text: str) -> list[str]:
@@ -211,7 +211,7 @@ def pin_output_lengths() -> None:
 
 
 def veille_engine(articles: list[str], **settings: int) -> Callable[[], object]:
-    from veille.translation import TranslationEngine, TranslationSettings
+    from veille.core.translation import TranslationEngine, TranslationSettings
 
     engine = TranslationEngine(TranslationSettings(**settings))
     if not engine.has_model("fr"):  # loads the CTranslate2 model
@@ -240,7 +240,7 @@ def real_size(args: argparse.Namespace) -> dict[str, Any]:
     pin_output_lengths()
     from argostranslate.package import Package
 
-    from veille.translation import installed_models, split_sentences
+    from veille.core.translation import installed_models, split_sentences
 
     model = next(m for m in installed_models() if m.from_code == "fr")
     articles = make_articles(args.sentences, args.per_article)
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         # argostranslate reads its package folder once, when it is first imported.
         os.environ["ARGOS_PACKAGES_DIR"] = str(Path(workdir) / "packages")
         from tests.support.tiny_argos import build_tiny_model
-        from veille.translation import install_model_file, split_sentences
+        from veille.core.translation import install_model_file, split_sentences
 
         model_file = args.package or build_tiny_model(Path(workdir), "fr", "en")
         model = install_model_file(model_file)

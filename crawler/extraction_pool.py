@@ -61,7 +61,7 @@ from pipelines.base import in_thread
 logger = logging.getLogger(__name__)
 
 # Imported by the forkserver before it forks a worker.
-PRELOAD = ["crawler.extraction_worker", "veille.feeds", "veille.discovery"]
+PRELOAD = ["crawler.extraction_worker", "crawler.feeds", "crawler.discovery"]
 # Seconds a stopping worker gets to leave before it is killed.
 STOP_GRACE = 5.0
 

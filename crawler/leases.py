@@ -24,7 +24,7 @@ from scrapy.http import Request
 from scrapy_redis.connection import get_redis_from_settings
 from scrapy_redis.dupefilter import RFPDupeFilter
 
-from veille.config import parse_duration
+from veille.core.config import parse_duration
 
 logger = logging.getLogger(__name__)
 

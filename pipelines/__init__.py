@@ -2,7 +2,7 @@
 
 normalize → language → relevance → dedupe → translate → cluster → index
 
-Each stage takes an :class:`veille.article.Article`, fills in its fields and returns it, or
+Each stage takes an :class:`veille.core.article.Article`, fills in its fields and returns it, or
 raises ``DropItem`` with a reason; the reason is counted in the crawl stats as
 ``veille/dropped/<reason>``.
 """

@@ -15,8 +15,8 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 
-from veille.article import Article
-from veille.config import ConfigError
+from veille.core.article import Article
+from veille.core.config import ConfigError
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -5,7 +5,7 @@ In:  an Article that passed dedupe (exact copies are already dropped there) and 
 Out: the same Article with ``minhash`` and ``minhash_pivot`` sketches (LSH band terms stored in
      the index, so later crawls and other workers find it), ``cluster_id`` always, and
      ``duplicate_of`` naming the first-seen article when it is a near-duplicate copy. Nothing
-     is dropped: analysts count syndication. See :mod:`veille.clusters` for the look-up.
+     is dropped: analysts count syndication. See :mod:`veille.core.clusters` for the look-up.
 
 Counters: ``veille/duplicates/near`` (copies marked ``duplicate_of``, of which
 ``veille/duplicates/near_concurrent`` were settled against a copy not yet searchable),
@@ -34,12 +34,12 @@ from scrapy.crawler import Crawler
 from scrapy.settings import BaseSettings
 
 from pipelines.base import SETTINGS_FILE, MicroBatcher, Stage, batch_limits, in_thread
-from veille.article import Article
-from veille.clusters import Assignment, ClusterSettings, StoryClusters
-from veille.config import ConfigError, Environment, parse_duration
-from veille.es import IndexNames, make_client, setup_indices
-from veille.minhash import Scheme
-from veille.outages import report_crawl_es_outage
+from veille.core.article import Article
+from veille.core.clusters import Assignment, ClusterSettings, StoryClusters
+from veille.core.config import ConfigError, Environment, parse_duration
+from veille.core.es import IndexNames, make_client, setup_indices
+from veille.core.minhash import Scheme
+from veille.core.outages import report_crawl_es_outage
 
 logger = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from elasticsearch import ApiError, Elasticsearch
 from scrapy.crawler import Crawler
 
 from pipelines.base import MicroBatcher, Stage, batch_limits
-from veille.article import Article
-from veille.config import Environment
-from veille.es import IndexNames, make_client
-from veille.outages import report_crawl_es_outage
+from veille.core.article import Article
+from veille.core.config import Environment
+from veille.core.es import IndexNames, make_client
+from veille.core.outages import report_crawl_es_outage
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Out: the same Article; its document is buffered and sent with ``helpers.streamin
 
 Per-item results are read: 409 counts as ``index/already_present``, content errors (400) go to
 the dead-letter file, and anything else (Elasticsearch down, 429 after retries) goes to the spool
-for replay (see :mod:`veille.spool`). When the crawl opens, articles spooled by earlier crawls
+for replay (see :mod:`veille.core.spool`). When the crawl opens, articles spooled by earlier crawls
 are replayed first, in order, before any page is fetched. Counters: ``veille/indexed``,
 ``veille/spooled``, ``veille/dead_letter``, and for the replay ``veille/spool/replayed``,
 ``veille/spool/already_present``, ``veille/spool/dead_letter``, ``veille/spool/waiting``.
@@ -27,11 +27,11 @@ from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
 from pipelines.base import Stage, in_thread
-from veille.article import Article
-from veille.config import Environment
-from veille.es import IndexNames, make_client, setup_indices
-from veille.outages import report_crawl_es_outage
-from veille.spool import Spool, replay
+from veille.core.article import Article
+from veille.core.config import Environment
+from veille.core.es import IndexNames, make_client, setup_indices
+from veille.core.outages import report_crawl_es_outage
+from veille.core.spool import Spool, replay
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from langdetect.utils.ngram import NGram
 from scrapy.crawler import Crawler
 
 from pipelines.base import Stage
-from veille.article import Article
+from veille.core.article import Article
 
 DetectorFactory.seed = 0
 

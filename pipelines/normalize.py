@@ -19,8 +19,8 @@ import unicodedata
 from datetime import timedelta
 
 from pipelines.base import Stage
-from veille.article import Article, utcnow
-from veille.urls import canonicalize, domain_of
+from veille.core.article import Article, utcnow
+from veille.core.urls import canonicalize, domain_of
 
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")

@@ -4,14 +4,14 @@ In:  an Article that passed cluster (so its pivot translation, if any, is there)
      ``source.country``.
 Out: ``countries`` (ISO codes of the countries it names), ``places`` (each city once, with its
      country, coordinates and number of mentions), and from the topics' rules
-     (:mod:`veille.events`): ``authorities``, ``actions`` with ``action_evidence`` (the matched
+     (:mod:`veille.core.events`): ``authorities``, ``actions`` with ``action_evidence`` (the matched
      sentence), and ``stations`` (the locations it reports a station at). Nothing is dropped.
 
-The rules are in :mod:`veille.places` and :mod:`veille.events`. When the original names no place
-at all and the article has a pivot translation, the translation is read instead (a second chance
-for names the gazetteer knows only in another language), counted as
+The rules are in :mod:`veille.core.places` and :mod:`veille.core.events`. When the original
+names no place at all and the article has a pivot translation, the translation is read instead
+(a second chance for names the gazetteer knows only in another language), counted as
 ``veille/places/from_translation``. The gazetteer is built in a thread when the crawl opens
-(about a second; :func:`veille.gazetteer.gazetteer`), at the population floor
+(about a second; :func:`veille.core.gazetteer.gazetteer`), at the population floor
 ``VEILLE_GAZETTEER_MIN_POPULATION``. Counters: ``veille/places/articles`` (articles naming a
 city), ``veille/places/stations`` (articles reporting a location).
 """
@@ -21,11 +21,11 @@ from __future__ import annotations
 from scrapy.crawler import Crawler
 
 from pipelines.base import SETTINGS_FILE, Stage, in_thread
-from veille.article import Article
-from veille.config import ConfigError, cached_config
-from veille.events import EventRules, read_events
-from veille.gazetteer import Gazetteer, gazetteer
-from veille.places import read_places
+from veille.core.article import Article
+from veille.core.config import ConfigError, cached_config
+from veille.core.events import EventRules, read_events
+from veille.core.gazetteer import Gazetteer, gazetteer
+from veille.core.places import read_places
 
 
 class PlacesStage(Stage):

@@ -21,10 +21,10 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 
 from pipelines.base import Stage
-from veille.article import Article
-from veille.config import cached_config
-from veille.rejected import KEEP_SETTING, keep_for
-from veille.topics import Decision, TopicJudge
+from veille.core.article import Article
+from veille.core.config import cached_config
+from veille.core.rejected import KEEP_SETTING, keep_for
+from veille.core.topics import Decision, TopicJudge
 
 
 class OffTopic(DropItem):

@@ -8,7 +8,7 @@ Out: the same Article with ``stations_status`` (``registered``, or ``pending`` w
 
 Articles arriving close together update the register together (``VEILLE_STATIONS_BATCH``
 articles or ``VEILLE_STATIONS_BATCH_WAIT`` seconds), one batch at a time, in a worker thread; see
-:mod:`veille.stations` for the idempotent update. Counters: ``veille/stations/registered``,
+:mod:`veille.core.stations` for the idempotent update. Counters: ``veille/stations/registered``,
 ``veille/stations/new`` (articles that added a location), ``veille/stations/pending``.
 """
 
@@ -22,12 +22,12 @@ from elasticsearch import ApiError
 from scrapy.crawler import Crawler
 
 from pipelines.base import MicroBatcher, Stage, batch_limits, in_thread
-from veille.article import Article
-from veille.config import Environment, cached_config
-from veille.es import IndexNames, make_client, setup_indices
-from veille.events import EventRules
-from veille.outages import report_crawl_es_outage
-from veille.stations import PENDING, REGISTERED, Register, RegisterConflict
+from veille.core.article import Article
+from veille.core.config import Environment, cached_config
+from veille.core.es import IndexNames, make_client, setup_indices
+from veille.core.events import EventRules
+from veille.core.outages import report_crawl_es_outage
+from veille.core.stations import PENDING, REGISTERED, Register, RegisterConflict
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from scrapy.crawler import Crawler
 from scrapy.settings import BaseSettings
 
 from pipelines.base import MicroBatcher, Stage, batch_limits
-from veille.article import Article
-from veille.config import cached_config
-from veille.translation import (
+from veille.core.article import Article
+from veille.core.config import cached_config
+from veille.core.translation import (
     Glossary,
     MissingModel,
     Outcome,

@@ -30,8 +30,8 @@ def es_url() -> str:
 
 @pytest.fixture
 def es(es_url: str, index_prefix: str):
-    from veille.config import Environment
-    from veille.es import make_client
+    from veille.core.config import Environment
+    from veille.core.es import make_client
 
     client = make_client(Environment(es_url=es_url, index_prefix=index_prefix))
     yield client
@@ -41,8 +41,8 @@ def es(es_url: str, index_prefix: str):
 @pytest.fixture(scope="module")
 def index_prefix(es_url: str):
     """A fresh index prefix for one test module; its indices are deleted afterwards."""
-    from veille.config import Environment
-    from veille.es import delete_indices, make_client
+    from veille.core.config import Environment
+    from veille.core.es import delete_indices, make_client
 
     prefix = f"vt-{uuid.uuid4().hex[:10]}"
     yield prefix

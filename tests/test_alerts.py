@@ -23,9 +23,9 @@ from alerts.rules import load_rules
 from alerts.run import run_alerts
 from tests.support.runner import ROOT, clean_env, run_veille
 from tests.support.smtp_server import SmtpServer
-from veille.article import Article, SourceRef
-from veille.config import ConfigError
-from veille.es import IndexNames, setup_indices
+from veille.core.article import Article, SourceRef
+from veille.core.config import ConfigError
+from veille.core.es import IndexNames, setup_indices
 
 OUTLETS = {
     "le-devoir": ("ledevoir.example.org", "CA", "fr", "Le Devoir"),

@@ -11,8 +11,8 @@ import yaml
 
 from alerts.rules import load_rules
 from tests.support.runner import clean_env, run_veille
-from veille.config import ConfigError, load_config
-from veille.es import load_template
+from veille.core.config import ConfigError, load_config
+from veille.core.es import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 

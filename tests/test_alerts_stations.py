@@ -9,8 +9,8 @@ import pytest
 
 from alerts.percolator import percolate, sync_rules
 from alerts.rules import load_rules
-from veille.config import ConfigError
-from veille.es import IndexNames, setup_indices
+from veille.core.config import ConfigError
+from veille.core.es import IndexNames, setup_indices
 
 RULES = """
 rules:

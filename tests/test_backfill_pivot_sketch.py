@@ -15,11 +15,11 @@ import pytest
 
 from tests.support.tiny_argos import build_tiny_model, install_tiny_model, use_package_dir
 from tests.test_clusters import fresh_prefix
-from veille.article import Article, SourceRef, utcnow
-from veille.backfill import translate_pending
-from veille.clusters import Assignment, ClusterSettings, StoryClusters
-from veille.es import IndexNames
-from veille.translation import TranslationEngine
+from veille.core.article import Article, SourceRef, utcnow
+from veille.core.clusters import Assignment, ClusterSettings, StoryClusters
+from veille.core.es import IndexNames
+from veille.core.translation import TranslationEngine
+from veille.ops.backfill import translate_pending
 
 pytestmark = pytest.mark.slow
 

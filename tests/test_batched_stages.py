@@ -19,7 +19,7 @@ from pipelines.dedupe import indexed_duplicates
 from tests.support.es_requests import counting_client
 from tests.support.runner import ROOT, clean_env
 from tests.support.stage_worker import corpus_article
-from veille.es import IndexNames, setup_indices
+from veille.core.es import IndexNames, setup_indices
 
 DEDUPE = "pipelines.dedupe.DedupeStage"
 CLUSTER = "pipelines.cluster.ClusterStage"

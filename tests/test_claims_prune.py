@@ -1,7 +1,7 @@
 """Pruning story-cluster claims on a real Elasticsearch: old claims go, recent ones stay.
 
 Claims (``band:<term>`` and ``article:<id>`` in ``<prefix>-clusters``) only settle copies handled
-before the first one is searchable; :func:`veille.clusters.prune_claims` and ``veille clusters
+before the first one is searchable; :func:`veille.core.clusters.prune_claims` and ``veille clusters
 prune`` delete those older than a cutoff. Indices are set up as tests/test_clusters.py does, and
 articles come from its corpus (tests/fixtures/clusters/corpus.yaml).
 """
@@ -15,9 +15,9 @@ from elasticsearch import helpers
 from tests.support.cluster_corpus import load_corpus
 from tests.support.runner import clean_env, run_veille
 from tests.test_clusters import fresh_prefix
-from veille.article import utcnow
-from veille.clusters import StoryClusters, prune_claims
-from veille.es import IndexNames
+from veille.core.article import utcnow
+from veille.core.clusters import StoryClusters, prune_claims
+from veille.core.es import IndexNames
 
 
 def write_claims(es, claims: str, days_ago: int, articles: int, bands: int) -> set[str]:

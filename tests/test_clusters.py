@@ -25,9 +25,9 @@ import pytest
 from tests.support.cluster_corpus import Labelled, load_corpus, pairs
 from tests.support.es_requests import counting_client
 from tests.support.runner import ROOT, clean_env, run_veille
-from veille.clusters import StoryClusters
-from veille.config import Environment
-from veille.es import IndexNames, load_template, make_client
+from veille.core.clusters import StoryClusters
+from veille.core.config import Environment
+from veille.core.es import IndexNames, load_template, make_client
 
 
 def fresh_prefix(es, index_prefix: str) -> str:
@@ -88,8 +88,8 @@ def precision_recall(truth: set, predicted: set) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def corpus_run(es_url, index_prefix):
-    from veille.config import Environment
-    from veille.es import make_client
+    from veille.core.config import Environment
+    from veille.core.es import make_client
 
     client = make_client(Environment(es_url=es_url, index_prefix=index_prefix))
     corpus = load_corpus()
@@ -366,8 +366,8 @@ def test_a_batch_of_articles_costs_a_handful_of_requests(es, es_url, index_prefi
 )
 def test_a_bad_cluster_setting_is_refused_with_its_name(name, value, key):
     from pipelines.cluster import cluster_settings
-    from veille.config import ConfigError
-    from veille.crawl import crawl_settings
+    from veille.core.config import ConfigError
+    from veille.ops.crawl import crawl_settings
 
     with pytest.raises(ConfigError) as refused:
         cluster_settings(crawl_settings({name: value}))

@@ -116,7 +116,7 @@ def test_compose_file_validates_with_docker_compose_and_no_env_file(no_env_file)
 
     # Security on, with the passwords the passwords service generates before anything starts.
     passwords = services["passwords"]
-    assert passwords["entrypoint"] == ["python", "-m", "veille.compose_passwords"]
+    assert passwords["entrypoint"] == ["python", "-m", "veille.ops.compose_passwords"]
     assert passwords["command"] == ["init"] and passwords["restart"] == "no"
     assert passwords["user"] == "0", "it gives each copy to the user of the container reading it"
     assert es["depends_on"]["passwords"]["condition"] == "service_completed_successfully"
@@ -143,7 +143,7 @@ def test_compose_file_validates_with_docker_compose_and_no_env_file(no_env_file)
 
     setup = services["setup"]
     assert setup["command"][-1] == (
-        "veille setup --kibana && python -m veille.compose_passwords show"
+        "veille setup --kibana && python -m veille.ops.compose_passwords show"
     )
     assert setup["environment"]["VEILLE_KIBANA_SYSTEM_PASSWORD_FILE"].startswith(
         "/run/secrets/veille/"

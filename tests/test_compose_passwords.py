@@ -1,4 +1,4 @@
-"""Docker Compose's generated passwords (veille/compose_passwords.py), run against a folder here.
+"""Docker Compose's generated passwords (veille/ops/compose_passwords.py), run on a folder here.
 
 No Docker engine runs on our machines: the passwords service's script is run as the container
 runs it, on a temporary folder laid out like its volume mounts (``elasticsearch/``, ``kibana/``,
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.runner import ROOT, clean_env
-from veille.compose_passwords import OWNERS, PASSWORDS, init
-from veille.config import ConfigError, Environment
+from veille.core.config import ConfigError, Environment
+from veille.ops.compose_passwords import OWNERS, PASSWORDS, init
 
 READERS = {
     "elastic_password": ("elasticsearch", "veille"),
@@ -29,9 +29,9 @@ READERS = {
 
 
 def passwords_command(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python -m veille.compose_passwords`` as the compose file runs it."""
+    """``python -m veille.ops.compose_passwords`` as the compose file runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "veille.compose_passwords", "--folder", str(folder), *args],
+        [sys.executable, "-m", "veille.ops.compose_passwords", "--folder", str(folder), *args],
         capture_output=True, text=True, cwd=ROOT, env=clean_env(**env), timeout=120,
     )  # fmt: skip
 
@@ -146,7 +146,7 @@ def test_veille_reads_its_passwords_from_the_files_compose_names(tmp_path, monke
 
 
 def test_the_verdict_links_are_signed_with_the_generated_key(tmp_path, monkeypatch):
-    from veille.feedback import FeedbackSettings
+    from veille.core.feedback import FeedbackSettings
 
     init(tmp_path, owners=None)
     monkeypatch.delenv("VEILLE_FEEDBACK_SECRET", raising=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.runner import ROOT, clean_env, run_veille
-from veille.config import ConfigError, load_config, parse_duration
+from veille.core.config import ConfigError, load_config, parse_duration
 
 
 @pytest.fixture

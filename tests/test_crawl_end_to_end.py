@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.runner import FAST_CRAWL, clean_env, run_veille, write_config
-from veille.es import IndexNames
-from veille.urls import canonicalize
+from veille.core.es import IndexNames
+from veille.core.urls import canonicalize
 
 pytestmark = pytest.mark.slow
 

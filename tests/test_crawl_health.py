@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.support.smtp_server import SmtpServer
-from veille.config import Schedule
-from veille.es import load_template
-from veille.health import assess, notify_operator
-from veille.runs import CrawlRun, RunSettings
-from veille.scheduling import make_trigger
+from veille.core.config import Schedule
+from veille.core.es import load_template
+from veille.ops.health import assess, notify_operator
+from veille.ops.runs import CrawlRun, RunSettings
+from veille.ops.scheduling import make_trigger
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 SETTINGS = RunSettings(failing_after_runs=3, quiet_gaps=3, quiet_min=timedelta(hours=12))

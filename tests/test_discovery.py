@@ -11,12 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from crawler.middlewares.backoff import retry_after_seconds
-from tests.support.discovery_server import ROOT as DISCOVERY
-from tests.support.discovery_server import google_article_id
-from tests.support.runner import ROOT
-from veille.config import Rule, Topic, load_config
-from veille.discovery import (
+from crawler.discovery import (
     DiscoveryError,
     EntryFilter,
     gdelt_timespan,
@@ -27,6 +22,11 @@ from veille.discovery import (
     search_queries,
     search_url,
 )
+from crawler.middlewares.backoff import retry_after_seconds
+from tests.support.discovery_server import ROOT as DISCOVERY
+from tests.support.discovery_server import google_article_id
+from tests.support.runner import ROOT
+from veille.core.config import Rule, Topic, load_config
 
 DAY = timedelta(days=1)
 

@@ -11,7 +11,7 @@ import yaml
 
 from tests.support.discovery_server import DiscoveryServer, google_article_id
 from tests.support.runner import FAST_CRAWL, clean_env, run_veille, write_config
-from veille.es import IndexNames
+from veille.core.es import IndexNames
 
 pytestmark = pytest.mark.slow
 

@@ -29,9 +29,9 @@ import yaml
 from tests.support.fixture_server import FixtureSites, Hold
 from tests.support.redis_server import RedisServer
 from tests.support.runner import FAST_CRAWL, ROOT, clean_env, run_veille
-from veille.config import Environment
-from veille.distributed import RedisKeys, queue_status
-from veille.es import IndexNames, delete_indices, make_client
+from veille.core.config import Environment
+from veille.core.distributed import RedisKeys, queue_status
+from veille.core.es import IndexNames, delete_indices, make_client
 
 pytestmark = pytest.mark.slow
 

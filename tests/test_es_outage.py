@@ -30,9 +30,9 @@ from tests.support.reliability import (
     wait_until,
 )
 from tests.support.runner import ROOT, clean_env, run_veille, write_config
-from veille.config import Environment
-from veille.es import make_client
-from veille.spool import pending
+from veille.core.config import Environment
+from veille.core.es import make_client
+from veille.core.spool import pending
 
 pytestmark = pytest.mark.slow
 

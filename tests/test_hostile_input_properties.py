@@ -1,7 +1,7 @@
 """Property tests: random bytes and random HTML or feeds never make an exception escape.
 
 Extraction (``crawler.extraction.extract_article``), feed parsing
-(``veille.feeds.read_feed``) and the SSRF guard's host parsing get whatever hypothesis
+(``crawler.feeds.read_feed``) and the SSRF guard's host parsing get whatever hypothesis
 makes up; each must answer with a result or a reason, never raise.
 """
 
@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crawler.extraction import Extracted, NotAnArticle, extract_article
+from crawler.feeds import FeedDocument, read_feed
 from crawler.middlewares.ssrf import parse_address
-from veille.feeds import FeedDocument, read_feed
 
 PATIENT = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -19,17 +19,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from crawler.discovery import DiscoveryError, parse_gdelt
 from crawler.extraction import Extracted, ExtractionOptions, NotAnArticle, extract_article
 from crawler.extraction_pool import ExtractionPool
 from crawler.extraction_worker import extract_page
+from crawler.feeds import read_feed
 from crawler.limits import HARD_STOP_AFTER, MIB, ParseLimits, ParseRefused
 from tests.support import hostile
 from tests.support.hostile import HostileServer, Route, Trap
 from tests.support.runner import FAST_CRAWL, ROOT, clean_env, run_veille, write_config
 from tests.support.smtp_server import SmtpServer
-from veille.discovery import DiscoveryError, parse_gdelt
-from veille.es import IndexNames
-from veille.feeds import read_feed
+from veille.core.es import IndexNames
 
 # The default time base, so that no ordinary page is refused on a busy machine; less time per MiB
 # and memory than the defaults, so that the attacks are stopped sooner.

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.support.runner import clean_env, run_veille
-from veille.kibana import check_saved_objects, load_saved_objects
+from veille.ops.kibana import check_saved_objects, load_saved_objects
 
 USER, PASSWORD = "elastic", "s3cret-elastic"
 
@@ -253,9 +253,9 @@ def _filters_as_query(obj: dict) -> dict:
 def test_default_views_leave_out_articles_judged_irrelevant_or_off_topic_and_searches_show_them(
     es, index_prefix
 ):
-    from veille.article import utcnow
-    from veille.es import IndexNames, setup_indices
-    from veille.verdicts import ArticleRef, Verdict, record_verdict
+    from veille.core.article import utcnow
+    from veille.core.es import IndexNames, setup_indices
+    from veille.core.verdicts import ArticleRef, Verdict, record_verdict
 
     setup_indices(es, index_prefix)
     names = IndexNames(index_prefix)

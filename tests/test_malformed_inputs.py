@@ -19,7 +19,7 @@ import yaml
 
 from tests.support.fixture_server import FixtureSites
 from tests.support.runner import FAST_CRAWL, ROOT, clean_env, run_veille
-from veille.es import IndexNames
+from veille.core.es import IndexNames
 
 pytestmark = pytest.mark.slow
 

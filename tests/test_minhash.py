@@ -14,7 +14,7 @@ import pytest
 from datasketch import MinHash
 
 from tests.support.articles import fixture_articles
-from veille.minhash import Scheme, band_terms, shingles, signature_of, similarity, sketch
+from veille.core.minhash import Scheme, band_terms, shingles, signature_of, similarity, sketch
 
 
 def datasketch_signature(found: set[bytes], scheme: Scheme) -> np.ndarray:

@@ -13,9 +13,9 @@ from crawler.extraction import NotAnArticle, extract_article
 from pipelines.language import detect_language
 from tests.support.articles import fixture_articles, fixture_pages
 from tests.support.runner import FAST_CRAWL, clean_env, run_veille, write_config
-from veille.es import IndexNames
-from veille.languages import LANGUAGES
-from veille.textmatch import _term, analyze, tokens
+from veille.core.es import IndexNames
+from veille.core.languages import LANGUAGES
+from veille.core.textmatch import _term, analyze, tokens
 
 
 def test_fast_language_detection_gives_langdetect_own_answers():
@@ -59,8 +59,8 @@ def test_synthetic_corpus_is_news_sized_deterministic_and_in_three_languages():
 def test_extraction_in_worker_processes_indexes_what_in_process_extraction_indexes(
     sites, es_url, tmp_path
 ):
-    from veille.config import Environment
-    from veille.es import delete_indices, make_client
+    from veille.core.config import Environment
+    from veille.core.es import delete_indices, make_client
 
     indexed = {}
     for processes in ("0", "2"):

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from scrapy.utils.test import get_crawler
 
-from veille.article import Article, SourceRef
-from veille.config import load_config
-from veille.events import EventRules, read_events
-from veille.gazetteer import gazetteer
-from veille.places import read_places
-from veille.station_commands import DEFAULT_LABELLED
-from veille.station_eval import evaluate, load_labelled
+from veille.cli.stations import DEFAULT_LABELLED
+from veille.core.article import Article, SourceRef
+from veille.core.config import load_config
+from veille.core.events import EventRules, read_events
+from veille.core.gazetteer import gazetteer
+from veille.core.places import read_places
+from veille.ops.station_eval import evaluate, load_labelled
 
 TARGET = 0.9
 

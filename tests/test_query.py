@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veille.query import (
+from veille.core.query import (
     AllOf,
     AnyOf,
     Near,
@@ -18,7 +18,7 @@ from veille.query import (
     problems,
     to_elasticsearch,
 )
-from veille.textmatch import _COMMON_TEXT, _COMMON_TOKEN, _TOKEN, StemIndex
+from veille.core.textmatch import _COMMON_TEXT, _COMMON_TOKEN, _TOKEN, StemIndex
 
 
 def doc(text: str, language: str = "en", title: str = "") -> dict[str, StemIndex]:

@@ -16,14 +16,14 @@ from elasticsearch.helpers import bulk
 from alerts.rules import load_rules
 from crawler.extraction import Extracted, extract_article
 from tests.support.runner import ROOT, SITES
-from veille.asciifolding import FOLDING
-from veille.config import load_config
-from veille.es import IndexNames, load_template, setup_indices
-from veille.languages import LANGUAGES, analysis_settings
-from veille.query import Query, to_elasticsearch
-from veille.textmatch import StemIndex, analyze_spans
-from veille.topic_eval import LABELLED_SET, load_labelled
-from veille.topics import TopicJudge, topic_query
+from veille.core.asciifolding import FOLDING
+from veille.core.config import load_config
+from veille.core.es import IndexNames, load_template, setup_indices
+from veille.core.languages import LANGUAGES, analysis_settings
+from veille.core.query import Query, to_elasticsearch
+from veille.core.textmatch import StemIndex, analyze_spans
+from veille.core.topics import TopicJudge, topic_query
+from veille.ops.topic_eval import LABELLED_SET, load_labelled
 
 README_QUERIES = [
     '(RCMP OR "Royal Canadian Mounted Police") AND ("police station" OR Montreal) NOT Toronto',
@@ -65,8 +65,8 @@ def articles() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def index(es_url, index_prefix, articles):
-    from veille.config import Environment
-    from veille.es import make_client
+    from veille.core.config import Environment
+    from veille.core.es import make_client
 
     client = make_client(Environment(es_url=es_url, index_prefix=index_prefix))
     setup_indices(client, index_prefix)

@@ -24,9 +24,9 @@ from tests.support.retro import (
     write_topic_config,
 )
 from tests.support.runner import FAST_CRAWL, clean_env, run_veille
-from veille.es import IndexNames, setup_indices
-from veille.rejected import rejected_document, spool_root
-from veille.spool import Spool, pending, store
+from veille.core.es import IndexNames, setup_indices
+from veille.core.rejected import rejected_document, spool_root
+from veille.core.spool import Spool, pending, store
 
 
 @pytest.fixture

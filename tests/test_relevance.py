@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support.runner import ROOT
-from veille.config import load_config
-from veille.topics import TopicJudge
+from veille.core.config import load_config
+from veille.core.topics import TopicJudge
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,8 @@ from tests.support.runner import FAST_CRAWL, clean_env, run_veille
 from tests.support.smtp_server import SmtpServer
 from tests.support.tiny_argos import build_tiny_model
 from tests.test_alerts import parts
-from veille.es import IndexNames, setup_indices
-from veille.verdicts import ArticleRef, Verdict, record_verdict
+from veille.core.es import IndexNames, setup_indices
+from veille.core.verdicts import ArticleRef, Verdict, record_verdict
 
 ANALYST = "analyst@example.org"
 NARROWED = ("fr/family-at-home", "es/dissidents-abroad")

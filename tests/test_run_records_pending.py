@@ -11,10 +11,10 @@ import pytest
 
 from tests.support.redis_server import free_port
 from tests.support.smtp_server import SmtpServer
-from veille.config import Environment
-from veille.es import IndexNames, make_client, setup_indices
-from veille.health import record_run
-from veille.runs import CrawlRun, RunSettings, keep_pending, pending_dir, store_run
+from veille.core.config import Environment
+from veille.core.es import IndexNames, make_client, setup_indices
+from veille.ops.health import record_run
+from veille.ops.runs import CrawlRun, RunSettings, keep_pending, pending_dir, store_run
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 SETTINGS = RunSettings(failing_after_runs=2)
@@ -61,7 +61,7 @@ def test_run_ending_while_elasticsearch_is_down_is_kept_on_disk_without_an_error
     es_down, crawls, tmp_path, caplog
 ):
     run = _run("kept", 0)
-    with caplog.at_level(logging.WARNING, logger="veille.health"):
+    with caplog.at_level(logging.WARNING, logger="veille.ops.health"):
         record_run(es_down, crawls, run, SETTINGS, tmp_path)
     assert _waiting(tmp_path) == [f"{run.run_id}.json"]
     kept = json.loads((pending_dir(tmp_path) / f"{run.run_id}.json").read_text(encoding="utf-8"))

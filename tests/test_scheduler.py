@@ -28,7 +28,7 @@ import yaml
 from tests.support.fixture_server import FixtureSites
 from tests.support.runner import FAST_CRAWL, ROOT, SITES, clean_env, run_veille
 from tests.support.smtp_server import SmtpServer
-from veille.es import IndexNames
+from veille.core.es import IndexNames
 
 pytestmark = pytest.mark.slow
 

@@ -2,8 +2,8 @@
 
 from dataclasses import fields
 
-from veille.article import Article
-from veille.es import load_template
+from veille.core.article import Article
+from veille.core.es import load_template
 
 
 def test_every_article_field_is_mapped():
@@ -30,7 +30,7 @@ def test_documents_travel_to_elasticsearch_and_back_unchanged(es, index_prefix):
     import numpy as np
     from elasticsearch.serializer import JsonSerializer
 
-    from veille.es import FastJsonSerializer, IndexNames, setup_indices
+    from veille.core.es import FastJsonSerializer, IndexNames, setup_indices
 
     setup_indices(es, index_prefix)
     index = IndexNames(index_prefix).articles
@@ -58,7 +58,7 @@ def test_an_index_from_an_earlier_mapping_is_named_with_what_to_do(es, index_pre
     before cannot take the new mapping, and setup says so instead of a raw refusal."""
     import pytest
 
-    from veille.es import MappingConflict, setup_indices
+    from veille.core.es import MappingConflict, setup_indices
 
     prefix = f"{index_prefix}-old"  # the module's fixture deletes it with its own indices
     old = f"{prefix}-articles"

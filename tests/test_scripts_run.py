@@ -28,9 +28,9 @@ import yaml
 
 from tests.support.fixture_server import FixtureSites
 from tests.support.runner import ROOT, clean_env, write_config
-from veille.config import Environment
-from veille.es import delete_indices, make_client
-from veille.urls import canonicalize
+from veille.core.config import Environment
+from veille.core.es import delete_indices, make_client
+from veille.core.urls import canonicalize
 
 pytestmark = pytest.mark.slow
 

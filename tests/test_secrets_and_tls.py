@@ -18,9 +18,9 @@ import pytest
 from elastic_transport import TlsError
 
 from tests.support.runner import FAST_CRAWL, clean_env, run_veille, write_config
-from veille.config import ConfigError, Environment
-from veille.es import make_client
-from veille.mailer import SmtpSettings
+from veille.core.config import ConfigError, Environment
+from veille.core.es import make_client
+from veille.core.mailer import SmtpSettings
 
 ES_SECRET = "es-pw-7f3a9c-never-print"
 SMTP_SECRET = "smtp-pw-41bd2e-never-print"

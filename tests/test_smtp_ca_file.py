@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.support.smtp_server import SmtpServer
-from veille.config import ConfigError
-from veille.mailer import MailError, SmtpSettings, send_email
+from veille.core.config import ConfigError
+from veille.core.mailer import MailError, SmtpSettings, send_email
 
 
 def _name(common_name: str) -> x509.Name:

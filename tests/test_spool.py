@@ -1,7 +1,7 @@
 """The on-disk spool: articles Elasticsearch could not take wait on disk and are replayed in order.
 
-Real Elasticsearch (the shared node); the spool files are written by :class:`veille.spool.Spool`
-exactly as the index stage writes them.
+Real Elasticsearch (the shared node); the spool files are written by
+:class:`~veille.core.spool.Spool` exactly as the index stage writes them.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.runner import ROOT, clean_env, run_veille
-from veille.article import article_id
-from veille.config import Environment
-from veille.es import IndexNames, make_client, setup_indices
-from veille.spool import Spool, pending, replay
+from veille.core.article import article_id
+from veille.core.config import Environment
+from veille.core.es import IndexNames, make_client, setup_indices
+from veille.core.spool import Spool, pending, replay
 
 
 def _document(url: str, title: str, **extra) -> dict:
@@ -164,7 +164,7 @@ def test_veille_spool_replay_exits_3_when_elasticsearch_is_unreachable(workspace
 def test_a_spool_write_is_on_disk_before_the_process_dies(tmp_path: Path):
     """A process killed right after ``add`` returns still leaves the whole document behind."""
     script = (
-        "import os, signal, sys; from pathlib import Path; from veille.spool import Spool; "
+        "import os, signal, sys; from pathlib import Path; from veille.core.spool import Spool; "
         "s = Spool(Path(sys.argv[1]), 'feeds'); "
         "s.add([{'_id': 'a', 'title': 'x' * 100000}]); os.kill(os.getpid(), signal.SIGKILL)"
     )

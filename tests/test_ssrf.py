@@ -27,7 +27,7 @@ from crawler.middlewares.ssrf import (
     resolve,
 )
 from tests.support.runner import FAST_CRAWL, ROOT, clean_env, run_veille
-from veille.config import ConfigError
+from veille.core.config import ConfigError
 
 
 def _guard(allowed: list[str]) -> SsrfGuard:

@@ -13,8 +13,8 @@ import yaml
 from tests.support.fixture_server import FixtureSites
 from tests.support.runner import FAST_CRAWL, ROOT, clean_env, run_veille
 from tests.support.stations_site import build_sites, write_article, write_feeds
-from veille.es import IndexNames
-from veille.station_commands import DEFAULT_LABELLED
+from veille.cli.stations import DEFAULT_LABELLED
+from veille.core.es import IndexNames
 
 NEW_ARTICLE = {
     "language": "en",

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from veille.es import IndexNames, setup_indices
-from veille.stations import Register
+from veille.core.es import IndexNames, setup_indices
+from veille.core.stations import Register
 
 DUBLIN = {"key": "IE-2964574", "kind": "city", "name": "Dublin", "country": "IE",
           "geonameid": 2964574, "location": {"lat": 53.33306, "lon": -6.24889}}  # fmt: skip

@@ -14,10 +14,10 @@ import yaml
 from tests.support.fixture_server import FixtureSites
 from tests.support.relevance_site import build_sites, outlet_of, page_path
 from tests.support.runner import FAST_CRAWL, ROOT, clean_env, run_veille
-from veille.config import ConfigError, load_config
-from veille.es import IndexNames
-from veille.topic_eval import LABELLED_SET, evaluate, load_labelled
-from veille.urls import canonicalize
+from veille.core.config import ConfigError, load_config
+from veille.core.es import IndexNames
+from veille.core.urls import canonicalize
+from veille.ops.topic_eval import LABELLED_SET, evaluate, load_labelled
 
 CONFIG = ROOT / "config"
 

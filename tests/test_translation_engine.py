@@ -15,7 +15,7 @@ import pytest
 from argostranslate import package as argos_package
 
 from tests.support.tiny_argos import build_tiny_model, install_tiny_model, use_package_dir
-from veille.translation import (
+from veille.core.translation import (
     Glossary,
     InstalledModel,
     MissingModel,

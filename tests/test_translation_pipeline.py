@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.runner import FAST_CRAWL, clean_env, run_veille, write_config
 from tests.support.tiny_argos import build_tiny_model
-from veille.es import IndexNames
+from veille.core.es import IndexNames
 
 pytestmark = pytest.mark.slow
 

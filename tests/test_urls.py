@@ -1,7 +1,7 @@
 """Canonical URLs: every spelling of an article's address leads to one id."""
 
-from veille.article import article_id
-from veille.urls import canonicalize, domain_of
+from veille.core.article import article_id
+from veille.core.urls import canonicalize, domain_of
 
 
 def test_tracking_parameters_are_removed():

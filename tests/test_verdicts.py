@@ -35,9 +35,9 @@ from tests.test_alerts import (
     parts,
     write_config,
 )
-from veille.config import parse_duration
-from veille.es import IndexNames, setup_indices
-from veille.feedback import FeedbackSettings
+from veille.core.config import parse_duration
+from veille.core.es import IndexNames, setup_indices
+from veille.core.feedback import FeedbackSettings
 
 SECRET = "test-only-feedback-secret-3f9c2a"
 ANALYST, DESK = "analyst@example.org", "desk@example.org"

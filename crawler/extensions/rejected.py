@@ -2,7 +2,7 @@
 
 In:  the ``item_dropped`` signals whose exception is the relevance stage's
      :class:`pipelines.relevance.OffTopic` (other drops, duplicates or empty pages, are not kept).
-Out: each such article's document (:func:`veille.rejected.rejected_document`: the article, the
+Out: each such article's document (:func:`veille.core.rejected.rejected_document`: the article, the
      rule it came closest to) created in ``<prefix>-rejected``. Documents are sent in bulk from a
      worker thread, so the reactor keeps fetching: every ``VEILLE_BULK_SIZE`` articles, every
      ``VEILLE_BULK_INTERVAL`` seconds and when the crawl closes. What Elasticsearch cannot take
@@ -33,11 +33,17 @@ from twisted.internet.threads import deferToThread
 
 from pipelines.base import in_thread
 from pipelines.relevance import OffTopic
-from veille.article import Article, utcnow
-from veille.config import Environment
-from veille.es import IndexNames, make_client, setup_indices
-from veille.rejected import KEEP_SETTING, keep_for, rejected_document, replay_rejected, spool_root
-from veille.spool import Spool, store
+from veille.core.article import Article, utcnow
+from veille.core.config import Environment
+from veille.core.es import IndexNames, make_client, setup_indices
+from veille.core.rejected import (
+    KEEP_SETTING,
+    keep_for,
+    rejected_document,
+    replay_rejected,
+    spool_root,
+)
+from veille.core.spool import Spool, store
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
-from veille.config import Environment
+from veille.core.config import Environment
 
 META_KEY = "veille_conditional"
 

@@ -43,7 +43,7 @@ from twisted.internet.error import DNSLookupError
 
 from crawler.middlewares.skips import LISTING
 from pipelines.base import in_thread
-from veille.config import ConfigError
+from veille.core.config import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ What a run record needs from the crawl goes into its stats: ``veille/problems``,
 feed, sitemap or search answer that could not be used (``url``, ``source``, ``kind``:
 ``malformed``, ``not_a_feed`` or ``failed``, ``detail``); ``veille/entry_times``, the newest
 publication times listed (at most :data:`ENTRY_TIMES_KEPT`), from which the source's usual gap
-between new entries is learned (``veille/health.py``); ``veille/parse/max_cpu_s`` and
+between new entries is learned (``veille/ops/health.py``); ``veille/parse/max_cpu_s`` and
 ``veille/parse/max_memory_mb``, the most a listing parse took in its worker.
 """
 
@@ -33,11 +33,11 @@ from crawler.limits import ParseRefused
 from crawler.middlewares.skips import describe_failure
 from crawler.resume import use_job_dir
 from pipelines.base import in_thread
-from veille.article import Article, SourceRef
-from veille.config import Environment, Source, cached_config
-from veille.es import IndexNames, make_client
-from veille.outages import report_crawl_es_outage
-from veille.urls import canonicalize, domain_of
+from veille.core.article import Article, SourceRef
+from veille.core.config import Environment, Source, cached_config
+from veille.core.es import IndexNames, make_client
+from veille.core.outages import report_crawl_es_outage
+from veille.core.urls import canonicalize, domain_of
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -2,7 +2,8 @@
 
 Arguments: ``-a source=NAME[,NAME…]`` (or ``all``, every source, enabled or not).
 Out: one dict per source URL — ``source``, ``type``, ``url``, ``http_status``, ``reachable``,
-``parsed``, ``entries`` and ``detail`` — for ``veille sources --check`` (veille/source_check.py).
+``parsed``, ``entries`` and ``detail`` — for ``veille sources --check``
+(veille/ops/source_check.py).
 
 It fetches what a crawl would fetch first, through the same middlewares (robots.txt, the SSRF
 guard, the User-Agent, timeouts): a feed or sitemap URL itself (not conditionally: the point is
@@ -21,13 +22,7 @@ import scrapy
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip, gzip_magic_number
 
-from crawler.extraction import ExtractionOptions
-from crawler.extraction_pool import ExtractionPool
-from crawler.limits import ParseRefused
-from crawler.middlewares.skips import LISTING, describe_failure
-from crawler.spiders.search import source_languages
-from veille.config import Source, cached_config
-from veille.discovery import (
+from crawler.discovery import (
     DiscoveryError,
     engine_of,
     parse_results,
@@ -35,7 +30,13 @@ from veille.discovery import (
     search_queries,
     search_url,
 )
-from veille.feeds import read_feed
+from crawler.extraction import ExtractionOptions
+from crawler.extraction_pool import ExtractionPool
+from crawler.feeds import read_feed
+from crawler.limits import ParseRefused
+from crawler.middlewares.skips import LISTING, describe_failure
+from crawler.spiders.search import source_languages
+from veille.core.config import Source, cached_config
 
 
 class SourceCheckSpider(scrapy.Spider):

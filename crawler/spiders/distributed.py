@@ -1,7 +1,7 @@
 """Distributed feeds spider: the crawl a ``veille worker`` runs, fed from Redis by scrapy-redis.
 
 In:  messages ``{"source": NAME, "url": FEED_URL}`` taken from ``REDIS_START_URLS_KEY`` (pushed
-     by :mod:`veille.distributed`); the source is looked up in the worker's own config folder.
+     by :mod:`veille.core.distributed`); the source is looked up in the worker's own config folder.
 Out: what the feeds spider does (feeds parsed, article pages extracted, Article items through
      the pipelines), except that every article request goes through the shared scrapy-redis queue
      (``SCHEDULER_QUEUE_KEY``) and is fetched by whichever worker is free, and the lease filter
@@ -39,9 +39,9 @@ from twisted.internet import task
 
 from crawler.middlewares.skips import LISTING
 from crawler.spiders.feeds import FeedSpider
-from veille.config import ConfigError, Environment, cached_config
-from veille.distributed import RedisKeys
-from veille.outages import report_outage
+from veille.core.config import ConfigError, Environment, cached_config
+from veille.core.distributed import RedisKeys
+from veille.core.outages import report_outage
 
 logger = logging.getLogger(__name__)
 

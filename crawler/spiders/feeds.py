@@ -1,7 +1,7 @@
 """Feeds spider: RSS 0.9x/1.0/2.0 and Atom sources → article pages → Article items.
 
 Arguments: ``-a source=NAME`` (or ``all``). Each feed is parsed with feedparser in an extraction
-worker, within the parse limits (:func:`veille.feeds.read_feed`, ``crawler/limits.py``). A feed
+worker, within the parse limits (:func:`crawler.feeds.read_feed`, ``crawler/limits.py``). A feed
 that is not well-formed, is an entity bomb, or goes past those limits is logged once at WARNING
 with its URL and the reason, counted as ``veille/feeds/malformed`` (``veille/feeds/not_a_feed``
 for an empty, HTML or sitemap response) and skipped whole (entries recovered from a broken
@@ -14,7 +14,7 @@ record (``veille/problems``). Entries whose canonical URL is already indexed are
 Feeds are asked for conditionally (crawler/middlewares/conditional.py): a ``304 Not Modified``
 is counted as ``veille/feeds/not_modified`` and not parsed. In a broad feed (a whole
 newspaper's), entries whose title and summary already rule them out are not fetched
-(``veille/dropped/off_topic_entry``; see :class:`veille.discovery.EntryFilter` and the settings
+(``veille/dropped/off_topic_entry``; see :class:`crawler.discovery.EntryFilter` and the settings
 ``VEILLE_PREFILTER_MIN_WORDS``, ``VEILLE_BROAD_FEED_SHARE``); an entry whose summary says
 nothing is fetched and judged on its text.
 """
@@ -29,14 +29,14 @@ import scrapy
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 
+from crawler.discovery import EntryFilter
+from crawler.feeds import FeedDocument, FeedEntry, read_feed
 from crawler.limits import ParseRefused
 from crawler.middlewares.conditional import conditional_meta
 from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.base import VeilleSpider
-from veille.config import Source, cached_config
-from veille.discovery import EntryFilter
-from veille.feeds import FeedDocument, FeedEntry, read_feed
-from veille.urls import canonicalize
+from veille.core.config import Source, cached_config
+from veille.core.urls import canonicalize
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Rescore spider: rejected articles an edited topic now keeps, sent through the rest of the
-pipeline (``veille topics rescore``, :func:`veille.rescore.promote`).
+pipeline (``veille topics rescore``, :func:`veille.ops.rescore.promote`).
 
 Arguments (in the process that runs it, not from the command line): ``promotions``, a mapping
 of article ``_id`` to the ``(topics, relevance)`` the rules now give it, and ``promoted_at``.
-Out: one :class:`veille.article.Article` per id still in ``<prefix>-rejected``, rebuilt from its
+Out: one :class:`~veille.core.article.Article` per id still in ``<prefix>-rejected``, rebuilt from
 record as the relevance stage saw it, with ``topics``, ``relevance`` and ``promoted_at`` set. The
 crawl runs only the stages ``ITEM_PIPELINES`` puts after relevance (dedupe to index), so each
 article is dropped or stored exactly as if the rules had kept it when it was crawled. Nothing
@@ -19,9 +19,9 @@ from typing import Any
 import scrapy
 
 from pipelines.base import in_thread
-from veille.article import Article
-from veille.config import Environment
-from veille.es import IndexNames, make_client
+from veille.core.article import Article
+from veille.core.config import Environment
+from veille.core.es import IndexNames, make_client
 
 PAGE = 100
 

@@ -2,10 +2,10 @@
 
 Arguments: ``-a source=NAME`` (or ``all``) for sources of type ``search``. Each URL of a source
 is a search endpoint: GDELT DOC 2.0 (``/api/v2/doc/doc``, ArtList JSON), Google News RSS search
-(``/rss/search``) or Bing News RSS (``/news/search``); see :mod:`veille.discovery`.
+(``/rss/search``) or Bing News RSS (``/news/search``); see :mod:`crawler.discovery`.
 
 For each endpoint and language (the source's ``language``, else every language of its topics)
-the queries come from the topic files (:func:`veille.discovery.search_queries`), so a name or
+the queries come from the topic files (:func:`crawler.discovery.search_queries`), so a name or
 phrase rule added to a topic is searched by every search source. The time span asked for is
 ``VEILLE_SEARCH_TIMESPAN`` (default ``1d``) unless the endpoint URL sets its own; at most
 ``VEILLE_SEARCH_TERMS_PER_QUERY`` phrases go in one query.
@@ -30,18 +30,18 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from crawler.limits import ParseRefused
-from crawler.middlewares.skips import LISTING, describe_failure
-from crawler.spiders.base import VeilleSpider
-from veille.config import ConfigError, Source, cached_config, parse_duration
-from veille.discovery import (
+from crawler.discovery import (
     DiscoveryError,
     engine_of,
     parse_results,
     search_queries,
     search_url,
 )
-from veille.urls import canonicalize
+from crawler.limits import ParseRefused
+from crawler.middlewares.skips import LISTING, describe_failure
+from crawler.spiders.base import VeilleSpider
+from veille.core.config import ConfigError, Source, cached_config, parse_duration
+from veille.core.urls import canonicalize
 
 logger = logging.getLogger(__name__)
 

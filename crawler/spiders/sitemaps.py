@@ -35,13 +35,13 @@ import scrapy
 from scrapy.http import Response
 from scrapy.utils.gz import gunzip, gzip_magic_number
 
+from crawler.discovery import DiscoveryError, SitemapEntry, parse_sitemap
 from crawler.limits import ParseRefused
 from crawler.middlewares.conditional import UrlStateStore, conditional_meta
 from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.base import VeilleSpider
-from veille.config import Environment, Source, parse_duration
-from veille.discovery import DiscoveryError, SitemapEntry, parse_sitemap
-from veille.urls import canonicalize
+from veille.core.config import Environment, Source, parse_duration
+from veille.core.urls import canonicalize
 
 logger = logging.getLogger(__name__)
 

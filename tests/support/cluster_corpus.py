@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from veille.article import Article, SourceRef
+from veille.core.article import Article, SourceRef
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "clusters" / "corpus.yaml"
 

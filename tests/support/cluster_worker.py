@@ -27,9 +27,9 @@ from twisted.internet import task
 
 from pipelines.cluster import ClusterStage
 from tests.support.cluster_corpus import load_corpus
-from veille.config import Environment
-from veille.crawl import crawl_settings
-from veille.es import IndexNames, make_client
+from veille.core.config import Environment
+from veille.core.es import IndexNames, make_client
+from veille.ops.crawl import crawl_settings
 
 
 def wait_for_all(folder: Path | None, parties: int, phase: str) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 from elastic_transport import Urllib3HttpNode
 from elasticsearch import Elasticsearch
 
-from veille.config import Environment
-from veille.es import make_client
+from veille.core.config import Environment
+from veille.core.es import make_client
 
 
 def counting_client(es_url: str, prefix: str) -> tuple[Elasticsearch, list[str]]:

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from veille.topic_eval import LABELLED_SET, Labelled, load_labelled
+from veille.ops.topic_eval import LABELLED_SET, Labelled, load_labelled
 
 SUMMARY_WORDS = 30
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.support.runner import FAST_CRAWL, ROOT, run_veille
-from veille.es import IndexNames
-from veille.urls import canonicalize
+from veille.core.es import IndexNames
+from veille.core.urls import canonicalize
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch

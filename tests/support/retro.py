@@ -12,11 +12,11 @@ import yaml
 
 from tests.support.relevance_site import build_sites, outlet_of, page_path
 from tests.support.runner import ROOT
-from veille.article import Article, SourceRef
-from veille.config import load_config
-from veille.topic_eval import LABELLED_SET, Labelled, read_labelled
-from veille.topics import TopicJudge
-from veille.urls import canonicalize, domain_of
+from veille.core.article import Article, SourceRef
+from veille.core.config import load_config
+from veille.core.topics import TopicJudge
+from veille.core.urls import canonicalize, domain_of
+from veille.ops.topic_eval import LABELLED_SET, Labelled, read_labelled
 
 TOPIC_FILE = "overseas-police-stations.yaml"
 # On topic, and kept by one shipped rule only: without that rule the topic misses them.

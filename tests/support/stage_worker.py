@@ -30,8 +30,8 @@ from twisted.internet import defer, task
 from crawler.spiders.feeds import FeedSpider
 from pipelines.normalize import content_hash
 from tests.support.cluster_corpus import load_corpus
-from veille.article import Article
-from veille.crawl import crawl_settings
+from veille.core.article import Article
+from veille.ops.crawl import crawl_settings
 
 
 def corpus_article(spec: str) -> Article:

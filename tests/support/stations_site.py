@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from veille.station_eval import load_labelled
+from veille.ops.station_eval import load_labelled
 
 
 def outlet_of(item: dict[str, Any]) -> str:

@@ -1,0 +1,83 @@
+"""What every ``veille`` command shares: consoles, failing with an exit status, and getting the
+configuration, environment and Elasticsearch client or exiting with a clear message.
+
+Exit status: 0 success, 1 the work failed, 2 invalid configuration or arguments,
+3 a service (Elasticsearch, Redis) unreachable.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+from elastic_transport import ConnectionError as ESConnectionError
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+from rich.console import Console
+from rich.table import Table
+
+from veille.core.config import Config, ConfigError, Environment, load_config
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, status: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(status)
+
+
+def config_or_exit() -> Config:
+    try:
+        return load_config()
+    except ConfigError as exc:
+        fail(f"invalid configuration: {exc}", 2)
+
+
+def env_or_exit() -> Environment:
+    try:
+        return Environment.from_env()
+    except ConfigError as exc:
+        fail(f"invalid environment: {exc}", 2)
+
+
+def client_or_exit(env: Environment) -> Elasticsearch:
+    from veille.core.es import make_client
+
+    client = make_client(env, max_retries=1)
+    try:
+        client.info()
+    except (ESConnectionError, TransportError, ApiError) as exc:
+        fail(
+            f"cannot reach Elasticsearch at {env.es_url} ({exc.__class__.__name__}). "
+            "Start one with `scripts/es-local start` and set VEILLE_ES_URL to the URL it prints.",
+            3,
+        )
+    return client
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            fail(f"--set {pair!r}: write NAME=VALUE, e.g. --set DOWNLOAD_DELAY=2", 2)
+        overrides[name] = value
+    return overrides
+
+
+def print_crawl_summary(results: list[dict]) -> None:
+    for result in results:
+        table = Table(title=f"{result['spider']}: {', '.join(result['sources'])}")
+        table.add_column("")
+        table.add_column("count", justify="right")
+        always = ("responses", "already_indexed_skipped", "extracted", "indexed", "errors")
+        for key, value in result.items():
+            if isinstance(value, int) and (value or key in always):
+                table.add_row(key.replace("_", " "), str(value))
+        for reason, count in sorted(result["dropped"].items()):
+            table.add_row(f"dropped: {reason}", str(count))
+        out.print(table)
