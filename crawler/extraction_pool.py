@@ -56,7 +56,7 @@ from twisted.internet import defer
 from crawler.extraction import Extracted, ExtractionOptions, NotAnArticle
 from crawler.extraction_worker import extract_page, serve
 from crawler.limits import ParseLimits, ParseRefused
-from pipelines.base import in_thread
+from veille.core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, NoReturn, Self, TypeVar
+from typing import Generic, NoReturn, Self, TypeVar
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
@@ -13,20 +13,15 @@ from scrapy.settings import BaseSettings
 from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
-from twisted.internet.threads import deferToThread
 
 from veille.core.article import Article
 from veille.core.config import ConfigError
+from veille.core.threads import in_thread
 
 T = TypeVar("T")
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
 SETTINGS_FILE = "crawler/settings.py (or --set)"
-
-
-async def in_thread(function: Callable[..., T], *args: Any) -> T:
-    """Run blocking work (Elasticsearch calls, heavy CPU) off the reactor thread."""
-    return await maybe_deferred_to_future(deferToThread(function, *args))
 
 
 def batch_limits(

@@ -33,13 +33,14 @@ from elasticsearch import ApiError
 from scrapy.crawler import Crawler
 from scrapy.settings import BaseSettings
 
-from pipelines.base import SETTINGS_FILE, MicroBatcher, Stage, batch_limits, in_thread
+from pipelines.base import SETTINGS_FILE, MicroBatcher, Stage, batch_limits
 from veille.core.article import Article
 from veille.core.clusters import Assignment, ClusterSettings, StoryClusters
 from veille.core.config import ConfigError, Environment, parse_duration
 from veille.core.es import IndexNames, make_client, setup_indices
 from veille.core.minhash import Scheme
 from veille.core.outages import report_crawl_es_outage
+from veille.core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 

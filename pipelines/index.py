@@ -26,12 +26,13 @@ from scrapy.crawler import Crawler
 from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
-from pipelines.base import Stage, in_thread
+from pipelines.base import Stage
 from veille.core.article import Article
 from veille.core.config import Environment
 from veille.core.es import IndexNames, make_client, setup_indices
 from veille.core.outages import report_crawl_es_outage
 from veille.core.spool import Spool, replay
+from veille.core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 

@@ -21,13 +21,14 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError
 from scrapy.crawler import Crawler
 
-from pipelines.base import MicroBatcher, Stage, batch_limits, in_thread
+from pipelines.base import MicroBatcher, Stage, batch_limits
 from veille.core.article import Article
 from veille.core.config import Environment, cached_config
 from veille.core.es import IndexNames, make_client, setup_indices
 from veille.core.events import EventRules
 from veille.core.outages import report_crawl_es_outage
 from veille.core.stations import PENDING, REGISTERED, Register, RegisterConflict
+from veille.core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 

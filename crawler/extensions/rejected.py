@@ -31,7 +31,6 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.threads import deferToThread
 
-from pipelines.base import in_thread
 from pipelines.relevance import OffTopic
 from veille.core.article import Article, utcnow
 from veille.core.config import Environment
@@ -44,6 +43,7 @@ from veille.core.rejected import (
     spool_root,
 )
 from veille.core.spool import Spool, store
+from veille.core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 

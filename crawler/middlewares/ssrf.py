@@ -42,8 +42,8 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.error import DNSLookupError
 
 from crawler.middlewares.skips import LISTING
-from pipelines.base import in_thread
 from veille.core.config import ConfigError
+from veille.core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 

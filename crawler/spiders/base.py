@@ -32,11 +32,11 @@ from crawler.extraction_pool import ExtractionPool, Usage
 from crawler.limits import ParseRefused
 from crawler.middlewares.skips import describe_failure
 from crawler.resume import use_job_dir
-from pipelines.base import in_thread
 from veille.core.article import Article, SourceRef
 from veille.core.config import Environment, Source, cached_config
 from veille.core.es import IndexNames, make_client
 from veille.core.outages import report_crawl_es_outage
+from veille.core.threads import in_thread
 from veille.core.urls import canonicalize, domain_of
 
 logger = logging.getLogger(__name__)

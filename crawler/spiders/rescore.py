@@ -18,10 +18,10 @@ from typing import Any
 
 import scrapy
 
-from pipelines.base import in_thread
 from veille.core.article import Article
 from veille.core.config import Environment
 from veille.core.es import IndexNames, make_client
+from veille.core.threads import in_thread
 
 PAGE = 100
 
