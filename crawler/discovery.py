@@ -429,8 +429,8 @@ class EntryFilter:
         ``VEILLE_BROAD_FEED_SHARE`` (default 0.5; 0 turns the filter off)."""
         return cls(
             topics,
-            min_words=settings.getint("VEILLE_PREFILTER_MIN_WORDS", 12),
-            broad_share=settings.getfloat("VEILLE_BROAD_FEED_SHARE", 0.5),
+            min_words=settings.getint("VEILLE_PREFILTER_MIN_WORDS"),
+            broad_share=settings.getfloat("VEILLE_BROAD_FEED_SHARE"),
         )
 
     def says_enough(self, title: str | None, summary: str | None) -> bool:

@@ -39,7 +39,7 @@ class LeaseDupeFilter(RFPDupeFilter):
     def from_spider(cls, spider: Spider) -> Self:
         settings = spider.settings
         try:
-            lease = parse_duration(settings.get("VEILLE_REDIS_LEASE", "30m"))
+            lease = parse_duration(settings.get("VEILLE_REDIS_LEASE"))
         except ValueError as exc:
             raise ValueError(f"setting VEILLE_REDIS_LEASE: {exc}") from exc
         dupefilter = cls(

@@ -38,7 +38,7 @@ def job_folder_name(spider: str, source: str) -> str:
 def use_job_dir(crawler: Crawler, spider: str, source: str) -> None:
     """Set ``JOBDIR`` for this crawl (call it before the crawler's settings are frozen)."""
     settings = crawler.settings
-    if settings.get("JOBDIR") or not settings.getbool("VEILLE_RESUME", True):
+    if settings.get("JOBDIR") or not settings.getbool("VEILLE_RESUME"):
         return
     folder = Environment.from_env().data_dir / "jobs" / job_folder_name(spider, source)
     settings.set("JOBDIR", str(folder), priority="spider")

@@ -98,6 +98,9 @@ VEILLE_CONFIG = str(config_dir())
 VEILLE_LANGUAGES = ["fr", "en", "es"]
 # Pages with fewer words than this are not articles (section fronts, contact pages).
 VEILLE_MIN_WORDS = 80
+# Characters of an article's text (after its title) read to detect its language: the title and
+# about a hundred words, which langdetect tells apart without error for our languages' news.
+VEILLE_LANGUAGE_SAMPLE = 600
 # Worker processes that parse what publishers send (pages with trafilatura, feeds, sitemaps,
 # search answers), so every core works; 0 parses in a thread of the crawl process, without the
 # bounds below (crawler/extraction_pool.py).
@@ -143,13 +146,14 @@ VEILLE_TRANSLATE_INTRA_THREADS = 2
 # VEILLE_NEAR_DUPLICATE_THRESHOLD is marked duplicate_of it; an article whose pivot-language text
 # reaches VEILLE_CROSS_LANGUAGE_THRESHOLD with another language's, published within
 # VEILLE_CROSS_LANGUAGE_WINDOW, joins its cluster. MinHash schemes: words per shingle, LSH bands
-# and rows per band (bands x rows permutations), and for the pivot texts the shortest word kept.
+# and rows per band (bands x rows permutations), and the shortest word kept.
 VEILLE_NEAR_DUPLICATE_THRESHOLD = 0.6
 VEILLE_CROSS_LANGUAGE_THRESHOLD = 0.18
 VEILLE_CROSS_LANGUAGE_WINDOW = "3d"
 VEILLE_MINHASH_SHINGLE = 4
 VEILLE_MINHASH_BANDS = 42
 VEILLE_MINHASH_ROWS = 3
+VEILLE_MINHASH_MIN_WORD = 0
 VEILLE_MINHASH_PIVOT_SHINGLE = 2
 VEILLE_MINHASH_PIVOT_BANDS = 128
 VEILLE_MINHASH_PIVOT_ROWS = 1

@@ -9,39 +9,16 @@ from typing import Generic, NoReturn, Self, TypeVar
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
-from scrapy.settings import BaseSettings
 from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
 from veille.core.article import Article
-from veille.core.config import ConfigError
 from veille.core.threads import in_thread
 
 T = TypeVar("T")
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
-SETTINGS_FILE = "crawler/settings.py (or --set)"
-
-
-def batch_limits(
-    settings: BaseSettings, size: tuple[str, int], wait: tuple[str, float]
-) -> tuple[int, float]:
-    """A batch size (>= 1) and a wait in seconds (>= 0) from ``(setting name, default)`` pairs."""
-    (size_name, size_default), (wait_name, wait_default) = size, wait
-    try:
-        items = settings.getint(size_name, size_default)
-    except ValueError as exc:
-        raise ConfigError(SETTINGS_FILE, size_name, str(exc), "use a whole number >= 1") from exc
-    if items < 1:
-        raise ConfigError(SETTINGS_FILE, size_name, f"{items} is too small", "use 1 or more")
-    try:
-        seconds = settings.getfloat(wait_name, wait_default)
-    except ValueError as exc:
-        raise ConfigError(SETTINGS_FILE, wait_name, str(exc), "use seconds, e.g. 0.25") from exc
-    if seconds < 0:
-        raise ConfigError(SETTINGS_FILE, wait_name, f"{seconds} is negative", "use 0 or more")
-    return items, seconds
 
 
 class MicroBatcher(Generic[T, R]):

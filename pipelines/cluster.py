@@ -27,82 +27,48 @@ Settings: ``VEILLE_NEAR_DUPLICATE_THRESHOLD``, ``VEILLE_CROSS_LANGUAGE_THRESHOLD
 from __future__ import annotations
 
 import logging
+from typing import Self
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 from scrapy.crawler import Crawler
-from scrapy.settings import BaseSettings
 
-from pipelines.base import SETTINGS_FILE, MicroBatcher, Stage, batch_limits
+from pipelines.base import MicroBatcher, Stage
 from veille.core.article import Article
 from veille.core.clusters import Assignment, ClusterSettings, StoryClusters
-from veille.core.config import ConfigError, Environment, parse_duration
-from veille.core.es import IndexNames, make_client, setup_indices
-from veille.core.minhash import Scheme
+from veille.core.crawl_resources import CrawlElasticsearch, crawl_elasticsearch
+from veille.core.es import setup_indices
 from veille.core.outages import report_crawl_es_outage
+from veille.core.settings import batch_limits, cluster_settings
 from veille.core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 
 
-def _threshold(settings: BaseSettings, name: str, default: float) -> float:
-    value = settings.getfloat(name, default)
-    if not 0 < value <= 1:
-        raise ConfigError(SETTINGS_FILE, name, f"{value} is not a similarity", "use 0 < x <= 1")
-    return value
-
-
-def _scheme(settings: BaseSettings, prefix: str, default: Scheme) -> Scheme:
-    try:
-        return Scheme(
-            shingle=settings.getint(f"{prefix}_SHINGLE", default.shingle),
-            bands=settings.getint(f"{prefix}_BANDS", default.bands),
-            rows=settings.getint(f"{prefix}_ROWS", default.rows),
-            min_word_length=settings.getint(f"{prefix}_MIN_WORD", default.min_word_length),
-        )
-    except ValueError as exc:
-        raise ConfigError(SETTINGS_FILE, f"{prefix}_*", str(exc), "use whole numbers >= 1") from exc
-
-
-def cluster_settings(settings: BaseSettings) -> ClusterSettings:
-    """Cluster thresholds and MinHash schemes from Scrapy settings, validated."""
-    defaults = ClusterSettings()
-    try:
-        window = parse_duration(settings.get("VEILLE_CROSS_LANGUAGE_WINDOW", "3d"))
-    except ValueError as exc:
-        raise ConfigError(SETTINGS_FILE, "VEILLE_CROSS_LANGUAGE_WINDOW", str(exc)) from exc
-    return ClusterSettings(
-        scheme=_scheme(settings, "VEILLE_MINHASH", defaults.scheme),
-        pivot_scheme=_scheme(settings, "VEILLE_MINHASH_PIVOT", defaults.pivot_scheme),
-        duplicate_threshold=_threshold(
-            settings, "VEILLE_NEAR_DUPLICATE_THRESHOLD", defaults.duplicate_threshold
-        ),
-        cross_language_threshold=_threshold(
-            settings, "VEILLE_CROSS_LANGUAGE_THRESHOLD", defaults.cross_language_threshold
-        ),
-        window=window,
-        pivot=settings.get("VEILLE_PIVOT", defaults.pivot),
-    )
-
-
 class ClusterStage(Stage):
     name = "cluster"
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(
+        self,
+        crawler: Crawler,
+        es: CrawlElasticsearch,
+        settings: ClusterSettings,
+        batch: tuple[int, float],
+    ) -> None:
         super().__init__(crawler)
-        self.env = Environment.from_env()
-        self.client = make_client(self.env)
-        names = IndexNames(self.env.index_prefix)
-        self.claims_index = names.clusters
-        self.clusters = StoryClusters(
-            self.client, names.articles, names.clusters, cluster_settings(crawler.settings)
-        )
-        size, wait = batch_limits(
-            crawler.settings, ("VEILLE_CLUSTER_BATCH", 32), ("VEILLE_CLUSTER_BATCH_WAIT", 0.25)
-        )
+        self.env = es.env
+        self.client = es.client
+        self.claims_index = es.names.clusters
+        self.clusters = StoryClusters(self.client, es.names.articles, es.names.clusters, settings)
         self.batches: MicroBatcher[Article, Assignment] = MicroBatcher(
-            self.clusters.assign_batch, size, wait, one_at_a_time=True
+            self.clusters.assign_batch, *batch, one_at_a_time=True
         )
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        batch = batch_limits(settings, "VEILLE_CLUSTER_BATCH", "VEILLE_CLUSTER_BATCH_WAIT")
+        return cls(crawler, crawl_elasticsearch(crawler), cluster_settings(settings), batch)
 
     async def open_spider(self) -> None:
         try:
@@ -134,4 +100,3 @@ class ClusterStage(Stage):
 
     def close_spider(self) -> None:
         self.batches.flush()
-        self.client.close()

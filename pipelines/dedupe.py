@@ -23,16 +23,17 @@ second copy of the same URL, and the spool keeps it if the index is down.
 from __future__ import annotations
 
 import logging
+from typing import Self
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 from scrapy.crawler import Crawler
 
-from pipelines.base import MicroBatcher, Stage, batch_limits
+from pipelines.base import MicroBatcher, Stage
 from veille.core.article import Article
-from veille.core.config import Environment
-from veille.core.es import IndexNames, make_client
+from veille.core.crawl_resources import CrawlElasticsearch, crawl_elasticsearch
 from veille.core.outages import report_crawl_es_outage
+from veille.core.settings import batch_limits
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +82,19 @@ def indexed_duplicates(client: Elasticsearch, index: str, batch: list[Article]) 
 class DedupeStage(Stage):
     name = "dedupe"
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, es: CrawlElasticsearch, batch: tuple[int, float]) -> None:
         super().__init__(crawler)
-        self.env = Environment.from_env()
-        self.client = make_client(self.env)
-        self.index = IndexNames(self.env.index_prefix).articles
+        self.env = es.env
+        self.client = es.client
+        self.index = es.names.articles
         self.seen_ids: set[str] = set()
         self.seen_hashes: set[str] = set()
-        size, wait = batch_limits(
-            crawler.settings, ("VEILLE_CLUSTER_BATCH", 32), ("VEILLE_CLUSTER_BATCH_WAIT", 0.25)
-        )
-        self.batches: MicroBatcher[Article, str | None] = MicroBatcher(self._lookup, size, wait)
+        self.batches: MicroBatcher[Article, str | None] = MicroBatcher(self._lookup, *batch)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        batch = batch_limits(crawler.settings, "VEILLE_CLUSTER_BATCH", "VEILLE_CLUSTER_BATCH_WAIT")
+        return cls(crawler, crawl_elasticsearch(crawler), batch)
 
     def _lookup(self, batch: list[Article]) -> list[str | None]:
         return indexed_duplicates(self.client, self.index, batch)
@@ -115,4 +118,3 @@ class DedupeStage(Stage):
 
     def close_spider(self) -> None:
         self.batches.flush()
-        self.client.close()

@@ -1,8 +1,8 @@
 """Index stage: store articles in Elasticsearch in bulk, idempotently, losing none.
 
 In:  an Article that passed every earlier stage.
-Out: the same Article; its document is buffered and sent with ``helpers.streaming_bulk`` as a
-     ``create`` under ``_id = sha256(canonical_url)``, so a second copy is refused (409) rather
+Out: the same Article; its document is buffered and sent in bulk (:func:`veille.core.spool.store`)
+     as a ``create`` under ``_id = sha256(canonical_url)``, so a second copy is refused (409) rather
      than overwriting ``first_seen_at``. The buffer is flushed every ``VEILLE_BULK_SIZE`` articles,
      every ``VEILLE_BULK_INTERVAL`` seconds and when the crawl closes.
 
@@ -17,46 +17,47 @@ are replayed first, in order, before any page is fetched. Counters: ``veille/ind
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Self
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError
-from elasticsearch.helpers import streaming_bulk
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import deferred_from_coro
 from twisted.internet import task
 
 from pipelines.base import Stage
 from veille.core.article import Article
-from veille.core.config import Environment
-from veille.core.es import IndexNames, make_client, setup_indices
+from veille.core.crawl_resources import CrawlElasticsearch, crawl_elasticsearch
+from veille.core.es import setup_indices
 from veille.core.outages import report_crawl_es_outage
-from veille.core.spool import Spool, replay
+from veille.core.settings import batch_limits
+from veille.core.spool import Spool, replay, store
 from veille.core.threads import in_thread
 
 logger = logging.getLogger(__name__)
 
 
-def _with_id(document: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    """A buffered ``(_id, document)`` as the spool keeps it: the document with its ``_id``."""
-    doc_id, source = document
-    return {"_id": doc_id, **source}
-
-
 class IndexStage(Stage):
     name = "index"
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(
+        self, crawler: Crawler, es: CrawlElasticsearch, bulk_size: int, interval: float
+    ) -> None:
         super().__init__(crawler)
-        settings = crawler.settings
-        self.env = Environment.from_env()
-        self.client = make_client(self.env)
-        self.index = IndexNames(self.env.index_prefix).articles
-        self.bulk_size = settings.getint("VEILLE_BULK_SIZE", 200)
-        self.interval = settings.getfloat("VEILLE_BULK_INTERVAL", 2.0)
-        self.buffer: list[tuple[str, dict[str, Any]]] = []  # (_id, document)
+        self.env = es.env
+        self.client = es.client
+        self.index = es.names.articles
+        self.bulk_size = bulk_size
+        self.interval = interval
+        self.buffer: list[dict[str, Any]] = []  # documents with their _id
         self.spool = Spool(self.env.data_dir, crawler.spidercls.name)
         self.loop: task.LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        bulk_size, interval = batch_limits(settings, "VEILLE_BULK_SIZE", "VEILLE_BULK_INTERVAL")
+        return cls(crawler, crawl_elasticsearch(crawler), bulk_size, interval)
 
     async def open_spider(self) -> None:
         try:
@@ -90,7 +91,7 @@ class IndexStage(Stage):
         return deferred_from_coro(self.flush())
 
     async def process_item(self, article: Article) -> Article:
-        self.buffer.append((article.id, article.to_document()))
+        self.buffer.append({"_id": article.id, **article.to_document()})
         if len(self.buffer) >= self.bulk_size:
             await self.flush()
         return article
@@ -100,43 +101,16 @@ class IndexStage(Stage):
         if documents:
             await in_thread(self._bulk, documents)
 
-    def _bulk(self, documents: list[tuple[str, dict[str, Any]]]) -> None:
-        actions = (
-            {"_op_type": "create", "_index": self.index, "_id": doc_id, "_source": source}
-            for doc_id, source in documents
-        )
-        retry: list[tuple[str, dict[str, Any]]] = []
-        try:
-            for (ok, result), doc in zip(
-                streaming_bulk(
-                    self.client,
-                    actions,
-                    chunk_size=500,
-                    max_retries=3,
-                    initial_backoff=1,
-                    raise_on_error=False,
-                    raise_on_exception=False,
-                ),
-                documents,
-                strict=True,
-            ):
-                outcome = result["create"]
-                status = outcome.get("status")
-                if ok:
-                    self.count("indexed")
-                elif status == 409:
-                    self.count("index/already_present")
-                elif status == 400:
-                    self.count("dead_letter")
-                    self.spool.dead_letter(_with_id(doc), str(outcome.get("error")))
-                else:
-                    retry.append(doc)
-        except (ApiError, TransportError) as exc:
-            self.outage(exc)
-            retry = documents
-        if retry:
-            self.spool.add([_with_id(doc) for doc in retry])
-            self.count("spooled", len(retry))
+    def _bulk(self, documents: list[dict[str, Any]]) -> None:
+        report = store(self.client, self.index, documents, self.spool, on_outage=self.outage)
+        for key, value in (
+            ("indexed", report.indexed),
+            ("index/already_present", report.already_present),
+            ("dead_letter", report.dead_letter),
+            ("spooled", report.remaining),
+        ):
+            if value:
+                self.count(key, value)
 
     def outage(self, error: BaseException) -> None:
         report_crawl_es_outage(self.stats, logger, error, self.env.data_dir)
@@ -146,7 +120,6 @@ class IndexStage(Stage):
             self.loop.stop()
         await self.flush()
         self.spool.close()
-        self.client.close()
         spooled = self.stats.get_value("veille/spooled", 0)
         if spooled:
             logger.info("%d articles of this crawl were kept in the spool %s", spooled,

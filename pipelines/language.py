@@ -28,6 +28,7 @@ import random
 import re
 from array import array
 from functools import cache, lru_cache
+from typing import Self
 
 import numpy as np
 from langdetect import DetectorFactory
@@ -285,13 +286,18 @@ def detect_language(title: str, text: str, sample: int = DEFAULT_SAMPLE) -> tupl
 class LanguageStage(Stage):
     name = "language"
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, languages: set[str], sample: int) -> None:
         super().__init__(crawler)
-        settings = crawler.settings
-        self.languages = set(settings.getlist("VEILLE_LANGUAGES", ["fr", "en", "es"]))
-        self.sample = settings.getint("VEILLE_LANGUAGE_SAMPLE", DEFAULT_SAMPLE)
+        self.languages = languages
+        self.sample = sample
         # No profiles loaded here: crawled articles come detected by their extraction worker,
         # and an article without a language loads them on its first detection (0.14 s).
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        languages = set(settings.getlist("VEILLE_LANGUAGES"))
+        return cls(crawler, languages, settings.getint("VEILLE_LANGUAGE_SAMPLE"))
 
     def process_item(self, article: Article) -> Article:
         if article.language is None:  # else detected by its extraction worker, same sample

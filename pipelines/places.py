@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from scrapy.crawler import Crawler
 
-from pipelines.base import SETTINGS_FILE, Stage
+from pipelines.base import Stage
 from veille.core.article import Article
 from veille.core.config import ConfigError, cached_config
 from veille.core.events import EventRules, read_events
 from veille.core.gazetteer import Gazetteer, gazetteer
 from veille.core.places import read_places
+from veille.core.settings import SETTINGS_FILE
 from veille.core.threads import in_thread
 
 

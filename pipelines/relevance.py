@@ -15,14 +15,14 @@ indexes, here on the reactor thread (README: Relevance, for the cost per article
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, Self
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 
 from pipelines.base import Stage
 from veille.core.article import Article
-from veille.core.config import cached_config
+from veille.core.config import Config, cached_config
 from veille.core.rejected import KEEP_SETTING, keep_for
 from veille.core.topics import Decision, TopicJudge
 
@@ -38,13 +38,19 @@ class OffTopic(DropItem):
 class RelevanceStage(Stage):
     name = "relevance"
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, config: Config, closest: bool) -> None:
         super().__init__(crawler)
-        self.config = cached_config(crawler.settings.get("VEILLE_CONFIG"))
+        self.config = config
         self.judges: dict[str, TopicJudge] = {}
+        self.closest = closest
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
         # The closest rule costs a second pass over the rules of a dropped article (README:
         # Retroactive topics): paid only when dropped articles are kept.
-        self.closest = bool(keep_for(crawler.settings.get(KEEP_SETTING)))
+        closest = bool(keep_for(settings.get(KEEP_SETTING)))
+        return cls(crawler, cached_config(settings.get("VEILLE_CONFIG")), closest)
 
     def judge_for(self, source: str) -> TopicJudge:
         judge = self.judges.get(source)

@@ -21,12 +21,14 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError
 from scrapy.crawler import Crawler
 
-from pipelines.base import MicroBatcher, Stage, batch_limits
+from pipelines.base import MicroBatcher, Stage
 from veille.core.article import Article
-from veille.core.config import Environment, cached_config
-from veille.core.es import IndexNames, make_client, setup_indices
+from veille.core.config import cached_config
+from veille.core.crawl_resources import CrawlElasticsearch, crawl_elasticsearch
+from veille.core.es import setup_indices
 from veille.core.events import EventRules
 from veille.core.outages import report_crawl_es_outage
+from veille.core.settings import batch_limits
 from veille.core.stations import PENDING, REGISTERED, Register, RegisterConflict
 from veille.core.threads import in_thread
 
@@ -36,11 +38,17 @@ logger = logging.getLogger(__name__)
 class StationsStage(Stage):
     name = "stations"
 
-    def __init__(self, crawler: Crawler, batch: tuple[int, float], order: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        crawler: Crawler,
+        es: CrawlElasticsearch,
+        batch: tuple[int, float],
+        order: tuple[str, ...],
+    ) -> None:
         super().__init__(crawler)
-        self.env = Environment.from_env()
-        self.client = make_client(self.env)
-        self.register = Register(self.client, IndexNames(self.env.index_prefix), order)
+        self.env = es.env
+        self.client = es.client
+        self.register = Register(self.client, es.names, order)
         self.batches: MicroBatcher[tuple[str, dict[str, Any]], list[str]] = MicroBatcher(
             self._apply, *batch, one_at_a_time=True
         )
@@ -48,13 +56,9 @@ class StationsStage(Stage):
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StationsStage:
         settings = crawler.settings
-        batch = batch_limits(
-            settings,
-            ("VEILLE_STATIONS_BATCH", settings.getint("VEILLE_STATIONS_BATCH")),
-            ("VEILLE_STATIONS_BATCH_WAIT", settings.getfloat("VEILLE_STATIONS_BATCH_WAIT")),
-        )
+        batch = batch_limits(settings, "VEILLE_STATIONS_BATCH", "VEILLE_STATIONS_BATCH_WAIT")
         rules = EventRules.from_topics(cached_config(settings.get("VEILLE_CONFIG")).topics)
-        return cls(crawler, batch, rules.order)
+        return cls(crawler, crawl_elasticsearch(crawler), batch, rules.order)
 
     async def open_spider(self) -> None:
         try:
@@ -91,4 +95,3 @@ class StationsStage(Stage):
 
     def close_spider(self) -> None:
         self.batches.flush()
-        self.client.close()

@@ -20,82 +20,53 @@ Settings: ``VEILLE_TRANSLATION`` (on/off), ``VEILLE_PIVOT``, ``VEILLE_TRANSLATE_
 from __future__ import annotations
 
 import logging
+from typing import Self
 
 from scrapy.crawler import Crawler
-from scrapy.settings import BaseSettings
 
-from pipelines.base import MicroBatcher, Stage, batch_limits
+from pipelines.base import MicroBatcher, Stage
 from veille.core.article import Article
 from veille.core.config import cached_config
+from veille.core.settings import batch_limits, translation_settings
 from veille.core.translation import (
     Glossary,
-    MissingModel,
     Outcome,
     TranslationEngine,
     TranslationFailed,
-    TranslationResult,
-    TranslationSettings,
+    outcome_fields,
 )
 
 logger = logging.getLogger(__name__)
 
 
-def translation_settings(settings: BaseSettings) -> TranslationSettings:
-    """The engine's settings from Scrapy (or any) settings with ``VEILLE_`` names."""
-    return TranslationSettings(
-        pivot=settings.get("VEILLE_PIVOT", "en"),
-        compute_type=settings.get("VEILLE_TRANSLATE_COMPUTE_TYPE", "int8"),
-        beam_size=settings.getint("VEILLE_TRANSLATE_BEAM_SIZE", 2),
-        inter_threads=settings.getint("VEILLE_TRANSLATE_INTER_THREADS", 1),
-        intra_threads=settings.getint("VEILLE_TRANSLATE_INTRA_THREADS", 2),
-    )
-
-
-def topic_glossary(config_dir: str) -> Glossary:
-    """One glossary from every topic's ``glossary`` section."""
-    keep: list[str] = []
-    translate: dict[str, dict[str, str]] = {}
-    for topic in cached_config(config_dir).topics:
-        keep.extend(topic.glossary.keep)
-        for language, terms in topic.glossary.translate.items():
-            translate.setdefault(language, {}).update(terms)
-    return Glossary(keep=keep, translate=translate)
-
-
 def apply_outcome(article: Article, outcome: Outcome, pivot: str) -> str:
     """Record a translation outcome on the article; returns the status it set."""
-    if outcome is None:
-        article.translation_status = "not_needed"
-    elif isinstance(outcome, TranslationResult):
-        article.translation[pivot] = {"title": outcome.title, "text": outcome.text}
-        article.translation_status = "done"
-        article.translation_model = outcome.model
-        article.translation_confidence = round(outcome.confidence, 4)
-        article.translation_error = None
-    elif isinstance(outcome, MissingModel):
-        article.translation_status = "pending"
-        article.translation_error = f"no {outcome.from_code}→{outcome.to_code} model installed"
-    elif isinstance(outcome, TranslationFailed):
-        article.translation_status = "failed"
-        article.translation_error = outcome.reason
+    values = outcome_fields(outcome, pivot)
+    article.translation.update(values.pop("translation", {}))
+    for name, value in values.items():
+        setattr(article, name, value)
     return article.translation_status or ""
 
 
 class TranslateStage(Stage):
     name = "translate"
 
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(
+        self, crawler: Crawler, enabled: bool, engine: TranslationEngine, batch: tuple[int, float]
+    ) -> None:
         super().__init__(crawler)
+        self.enabled = enabled
+        self.engine = engine
+        self.pivot = engine.settings.pivot
+        self.batches: MicroBatcher[Article, Outcome] = MicroBatcher(self._translate, *batch)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
-        self.enabled = settings.getbool("VEILLE_TRANSLATION", True)
-        self.engine = TranslationEngine(
-            translation_settings(settings), topic_glossary(settings.get("VEILLE_CONFIG"))
-        )
-        self.pivot = self.engine.settings.pivot
-        size, wait = batch_limits(
-            settings, ("VEILLE_TRANSLATE_BATCH", 16), ("VEILLE_TRANSLATE_WAIT", 0.5)
-        )
-        self.batches: MicroBatcher[Article, Outcome] = MicroBatcher(self._translate, size, wait)
+        topics = cached_config(settings.get("VEILLE_CONFIG")).topics
+        engine = TranslationEngine(translation_settings(settings), Glossary.from_topics(topics))
+        batch = batch_limits(settings, "VEILLE_TRANSLATE_BATCH", "VEILLE_TRANSLATE_WAIT")
+        return cls(crawler, settings.getbool("VEILLE_TRANSLATION"), engine, batch)
 
     async def process_item(self, article: Article) -> Article:
         if not self.engine.needs_translation(article.language):

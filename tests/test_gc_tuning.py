@@ -15,6 +15,14 @@ from scrapy.utils.test import get_crawler
 
 from crawler.extensions.gc_tuning import GcTuning
 from crawler.spiders.feeds import FeedSpider
+from veille.ops.crawl import crawl_settings
+
+
+def crawl(**overrides: object):
+    """A crawler with the crawl's garbage-collection settings (crawler/settings.py), overridden."""
+    defaults = crawl_settings()
+    shipped = {name: defaults[name] for name in ("VEILLE_GC_FREEZE", "VEILLE_GC_THRESHOLD")}
+    return get_crawler(FeedSpider, {**shipped, **overrides})
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +37,7 @@ def restore_collector():
 def test_crawl_freezes_what_was_loaded_and_gives_it_back():
     before = gc.get_threshold()
     loaded = [{"kept": i} for i in range(1000)]  # alive when the engine starts
-    extension = GcTuning.from_crawler(get_crawler(FeedSpider, {"VEILLE_GC_THRESHOLD": 5000}))
+    extension = GcTuning.from_crawler(crawl(VEILLE_GC_THRESHOLD=5000))
     extension.engine_started()
     assert gc.get_freeze_count() >= len(loaded)
     assert gc.get_threshold()[0] == 5000
@@ -43,8 +51,8 @@ def test_crawl_freezes_what_was_loaded_and_gives_it_back():
 
 
 def test_two_spiders_in_one_process_thaw_only_when_the_last_stops():
-    first = GcTuning.from_crawler(get_crawler(FeedSpider))
-    second = GcTuning.from_crawler(get_crawler(FeedSpider))
+    first = GcTuning.from_crawler(crawl())
+    second = GcTuning.from_crawler(crawl())
     first.engine_started()
     second.engine_started()
     first.engine_stopped()
@@ -56,4 +64,4 @@ def test_two_spiders_in_one_process_thaw_only_when_the_last_stops():
 
 def test_setting_off_leaves_the_collector_alone():
     with pytest.raises(NotConfigured):
-        GcTuning.from_crawler(get_crawler(FeedSpider, {"VEILLE_GC_FREEZE": False}))
+        GcTuning.from_crawler(crawl(VEILLE_GC_FREEZE=False))

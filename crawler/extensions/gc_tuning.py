@@ -34,9 +34,9 @@ class GcTuning:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("VEILLE_GC_FREEZE", True):
+        if not crawler.settings.getbool("VEILLE_GC_FREEZE"):
             raise NotConfigured
-        threshold = crawler.settings.getint("VEILLE_GC_THRESHOLD", 7000)
+        threshold = crawler.settings.getint("VEILLE_GC_THRESHOLD")
         if threshold < 1:
             raise NotConfigured  # 0 or less: leave the collector as Python set it
         extension = cls(threshold)

@@ -33,8 +33,8 @@ from twisted.internet.threads import deferToThread
 
 from pipelines.relevance import OffTopic
 from veille.core.article import Article, utcnow
-from veille.core.config import Environment
-from veille.core.es import IndexNames, make_client, setup_indices
+from veille.core.crawl_resources import CrawlElasticsearch, crawl_elasticsearch
+from veille.core.es import setup_indices
 from veille.core.rejected import (
     KEEP_SETTING,
     keep_for,
@@ -42,6 +42,7 @@ from veille.core.rejected import (
     replay_rejected,
     spool_root,
 )
+from veille.core.settings import batch_limits
 from veille.core.spool import Spool, store
 from veille.core.threads import in_thread
 
@@ -49,14 +50,16 @@ logger = logging.getLogger(__name__)
 
 
 class RejectedArticlesExtension:
-    def __init__(self, crawler: Crawler, env: Environment, bulk_size: int, interval: float):
+    def __init__(
+        self, crawler: Crawler, es: CrawlElasticsearch, bulk_size: int, interval: float
+    ) -> None:
         self.stats = crawler.stats
-        self.env = env
-        self.client = make_client(env)
-        self.index = IndexNames(env.index_prefix).rejected
+        self.env = es.env
+        self.client = es.client
+        self.index = es.names.rejected
         self.bulk_size = bulk_size
         self.interval = interval
-        self.spool = Spool(spool_root(env.data_dir), crawler.spidercls.name)
+        self.spool = Spool(spool_root(self.env.data_dir), crawler.spidercls.name)
         self.buffer: list[dict[str, Any]] = []
         # One bulk at a time: the timer's and a full buffer's would otherwise share the spool.
         self.writing = DeferredLock()
@@ -67,12 +70,8 @@ class RejectedArticlesExtension:
         settings = crawler.settings
         if not keep_for(settings.get(KEEP_SETTING)):
             raise NotConfigured(f"{KEEP_SETTING} is 0: articles dropped as off topic are not kept")
-        extension = cls(
-            crawler,
-            Environment.from_env(),
-            settings.getint("VEILLE_BULK_SIZE"),
-            settings.getfloat("VEILLE_BULK_INTERVAL"),
-        )
+        bulk_size, interval = batch_limits(settings, "VEILLE_BULK_SIZE", "VEILLE_BULK_INTERVAL")
+        extension = cls(crawler, crawl_elasticsearch(crawler), bulk_size, interval)
         crawler.signals.connect(extension.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(extension.item_dropped, signal=signals.item_dropped)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
@@ -126,4 +125,3 @@ class RejectedArticlesExtension:
             self.loop.stop()
         await self.flush()
         self.spool.close()
-        self.client.close()

@@ -54,9 +54,9 @@ def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> 
 class BackoffRetry(RetryMiddleware):
     def __init__(self, settings: BaseSettings) -> None:
         super().__init__(settings)
-        self.backoff_base = settings.getfloat("VEILLE_RETRY_BACKOFF_BASE", 2.0)
-        self.backoff_max = settings.getfloat("VEILLE_RETRY_BACKOFF_MAX", 60.0)
-        self.retry_after_max = settings.getfloat("VEILLE_RETRY_AFTER_MAX", 600.0)
+        self.backoff_base = settings.getfloat("VEILLE_RETRY_BACKOFF_BASE")
+        self.backoff_max = settings.getfloat("VEILLE_RETRY_BACKOFF_MAX")
+        self.retry_after_max = settings.getfloat("VEILLE_RETRY_AFTER_MAX")
         self.paused_until: dict[str, float] = {}
 
     @classmethod

@@ -69,7 +69,7 @@ class ConditionalRequests:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if not crawler.settings.getbool("VEILLE_CONDITIONAL_REQUESTS", True):
+        if not crawler.settings.getbool("VEILLE_CONDITIONAL_REQUESTS"):
             raise NotConfigured("VEILLE_CONDITIONAL_REQUESTS is off")
         folder = crawler.settings.get("VEILLE_VALIDATORS_DIR") or (
             Environment.from_env().data_dir / "http-validators"

@@ -108,7 +108,7 @@ def describe_failure(failure: Any) -> tuple[str, str]:
 class DownloadSkips:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.max_redirects = crawler.settings.getint("REDIRECT_MAX_TIMES", 20)
+        self.max_redirects = crawler.settings.getint("REDIRECT_MAX_TIMES")
         self.max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE")
 
     @classmethod

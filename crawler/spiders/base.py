@@ -33,8 +33,8 @@ from crawler.limits import ParseRefused
 from crawler.middlewares.skips import describe_failure
 from crawler.resume import use_job_dir
 from veille.core.article import Article, SourceRef
-from veille.core.config import Environment, Source, cached_config
-from veille.core.es import IndexNames, make_client
+from veille.core.config import Source, cached_config
+from veille.core.crawl_resources import crawl_elasticsearch
 from veille.core.outages import report_crawl_es_outage
 from veille.core.threads import in_thread
 from veille.core.urls import canonicalize, domain_of
@@ -76,17 +76,14 @@ class VeilleSpider(scrapy.Spider):
                 raise ValueError(f"{self.name} spider cannot read {wrong}: wrong source type")
         self.sources: list[Source] = chosen
         self.extraction = ExtractionOptions(
-            min_words=settings.getint("VEILLE_MIN_WORDS", ExtractionOptions.min_words),
-            language_sample=settings.getint(
-                "VEILLE_LANGUAGE_SAMPLE", ExtractionOptions.language_sample
-            ),
+            min_words=settings.getint("VEILLE_MIN_WORDS"),
+            language_sample=settings.getint("VEILLE_LANGUAGE_SAMPLE"),
         )
         # Worker processes for extraction (VEILLE_EXTRACT_PROCESSES; 0: a thread here).
         self.extractor = ExtractionPool.from_settings(settings, self.extraction)
-        self.env = Environment.from_env()
-        self.es = make_client(self.env)
-        self.articles_index = IndexNames(self.env.index_prefix).articles
-        self.skip_indexed = settings.getbool("VEILLE_SKIP_INDEXED", True)
+        es = crawl_elasticsearch(crawler)
+        self.env, self.es, self.articles_index = es.env, es.client, es.names.articles
+        self.skip_indexed = settings.getbool("VEILLE_SKIP_INDEXED")
 
     def count(self, key: str, value: int = 1) -> None:
         self.crawler.stats.inc_value(f"veille/{key}", value)
@@ -218,4 +215,3 @@ class VeilleSpider(scrapy.Spider):
 
     def closed(self, reason: str) -> None:
         self.extractor.close()
-        self.es.close()

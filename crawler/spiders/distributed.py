@@ -74,9 +74,9 @@ class DistributedFeedSpider(RedisMixin, FeedSpider):
     def setup_worker(self, crawler: Crawler) -> None:
         settings = crawler.settings
         self.config = cached_config(settings.get("VEILLE_CONFIG"))
-        self.max_idle = settings.getfloat("VEILLE_WORKER_MAX_IDLE", 0)
-        self.poll_interval = settings.getfloat("VEILLE_REDIS_POLL", 1.0)
-        self.heartbeat_interval = settings.getfloat("VEILLE_WORKER_HEARTBEAT", 5.0)
+        self.max_idle = settings.getfloat("VEILLE_WORKER_MAX_IDLE")
+        self.poll_interval = settings.getfloat("VEILLE_REDIS_POLL")
+        self.heartbeat_interval = settings.getfloat("VEILLE_WORKER_HEARTBEAT")
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.worker_key = (
             f"{RedisKeys(Environment.from_env().index_prefix).workers}:{self.worker_id}"

@@ -64,8 +64,8 @@ class SearchSpider(VeilleSpider):
     async def start(self) -> AsyncIterator[scrapy.Request]:
         settings = self.crawler.settings
         config = cached_config(settings.get("VEILLE_CONFIG"))
-        timespan = parse_duration(settings.get("VEILLE_SEARCH_TIMESPAN", "1d"))
-        per_query = settings.getint("VEILLE_SEARCH_TERMS_PER_QUERY", 8)
+        timespan = parse_duration(settings.get("VEILLE_SEARCH_TIMESPAN"))
+        per_query = settings.getint("VEILLE_SEARCH_TERMS_PER_QUERY")
         for source in self.sources:
             topics = config.topics_for(source)
             for endpoint in source.url_strings:

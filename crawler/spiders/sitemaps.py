@@ -52,11 +52,9 @@ class SitemapSpider(VeilleSpider):
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         settings = self.crawler.settings
-        self.cutoff = datetime.now(UTC) - parse_duration(
-            settings.get("VEILLE_SITEMAP_MAX_AGE", "2d")
-        )
-        self.max_depth = settings.getint("VEILLE_SITEMAP_MAX_DEPTH", 3)
-        self.overlap = parse_duration(settings.get("VEILLE_SITEMAP_OVERLAP", "1h"))
+        self.cutoff = datetime.now(UTC) - parse_duration(settings.get("VEILLE_SITEMAP_MAX_AGE"))
+        self.max_depth = settings.getint("VEILLE_SITEMAP_MAX_DEPTH")
+        self.overlap = parse_duration(settings.get("VEILLE_SITEMAP_OVERLAP"))
         self.last_read = UrlStateStore(Environment.from_env().data_dir / "sitemaps-read")
         self.read_now: dict[str, str] = {}
         self.started_at = datetime.now(UTC)

@@ -319,9 +319,9 @@ def translate(
     """Translate indexed articles that are still waiting for a translation."""
     from rich.progress import Progress
 
-    from pipelines.translate import topic_glossary, translation_settings
     from veille.core.es import IndexNames
-    from veille.core.translation import TranslationEngine
+    from veille.core.settings import translation_settings
+    from veille.core.translation import Glossary, TranslationEngine
     from veille.ops.backfill import count_waiting, translate_pending
     from veille.ops.crawl import crawl_settings
 
@@ -332,9 +332,7 @@ def translate(
     client = client_or_exit(env)
     index = IndexNames(env.index_prefix).articles
     settings = crawl_settings()
-    engine = TranslationEngine(
-        translation_settings(settings), topic_glossary(str(config.directory))
-    )
+    engine = TranslationEngine(translation_settings(settings), Glossary.from_topics(config.topics))
     statuses = ["pending", "failed"] if retry_failed else ["pending"]
     total = count_waiting(client, index, statuses)
     with Progress(console=err) as progress:

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -292,16 +292,22 @@ def _send(
 
 
 def store(
-    client: Elasticsearch, index: str, documents: list[dict[str, Any]], spool: Spool
+    client: Elasticsearch,
+    index: str,
+    documents: list[dict[str, Any]],
+    spool: Spool,
+    on_outage: Callable[[Exception], None] | None = None,
 ) -> ReplayReport:
     """Send documents (with their ``_id``) as ``create``s now; what Elasticsearch did not take
     waits in ``spool``, in order (``remaining``), and what it refused goes to the dead letters.
-    Never raises for Elasticsearch being down."""
+    Never raises for Elasticsearch being down: ``on_outage`` hears of it."""
     report = ReplayReport()
     try:
         waiting = _send(client, index, documents, spool.directory, report)
     except (ApiError, TransportError) as exc:
         waiting, report.error = documents, str(exc)
+        if on_outage is not None:
+            on_outage(exc)
     if waiting:
         spool.add(waiting)
         report.remaining = len(waiting)

@@ -133,6 +133,25 @@ class TranslationFailed:
 Outcome = TranslationResult | MissingModel | TranslationFailed | None
 
 
+def outcome_fields(outcome: Outcome, pivot: str) -> dict[str, Any]:
+    """The article fields a translation outcome sets, for the translate stage and for
+    ``veille translate --pending`` alike."""
+    if isinstance(outcome, TranslationResult):
+        return {
+            "translation": {pivot: {"title": outcome.title, "text": outcome.text}},
+            "translation_status": "done",
+            "translation_model": outcome.model,
+            "translation_confidence": round(outcome.confidence, 4),
+            "translation_error": None,
+        }
+    if isinstance(outcome, MissingModel):
+        error = f"no {outcome.from_code}→{outcome.to_code} model installed"
+        return {"translation_status": "pending", "translation_error": error}
+    if isinstance(outcome, TranslationFailed):
+        return {"translation_status": "failed", "translation_error": outcome.reason}
+    return {"translation_status": "not_needed"}
+
+
 @dataclass(frozen=True)
 class TranslationStats:
     """Counters since the engine was created.
@@ -262,6 +281,17 @@ class Glossary:
             for language, terms in (translate or {}).items()
         }
         self._patterns: dict[str, re.Pattern[str] | None] = {}
+
+    @classmethod
+    def from_topics(cls, topics: Iterable[Any]) -> Glossary:
+        """One glossary from every topic's ``glossary`` section (topic files)."""
+        keep: list[str] = []
+        translate: dict[str, dict[str, str]] = {}
+        for topic in topics:
+            keep.extend(topic.glossary.keep)
+            for language, terms in topic.glossary.translate.items():
+                translate.setdefault(language, {}).update(terms)
+        return cls(keep=keep, translate=translate)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Glossary:

@@ -24,7 +24,14 @@ from elasticsearch.helpers import streaming_bulk
 
 from veille.core.clusters import ClusterSettings
 from veille.core.minhash import sketch
-from veille.core.translation import MissingModel, TranslationEngine, TranslationFailed
+from veille.core.settings import cluster_settings
+from veille.core.translation import (
+    MissingModel,
+    TranslationEngine,
+    TranslationFailed,
+    outcome_fields,
+)
+from veille.ops.crawl import crawl_settings
 
 FIELDS = ["language", "title", "text"]
 
@@ -62,14 +69,6 @@ def count_waiting(client: Elasticsearch, index: str, statuses: list[str]) -> int
     return client.count(index=index, query=query)["count"]
 
 
-def _crawl_cluster_settings() -> ClusterSettings:
-    """The crawl's cluster settings (``crawler/settings.py``), as its cluster stage reads them."""
-    from pipelines.cluster import cluster_settings
-    from veille.ops.crawl import crawl_settings
-
-    return cluster_settings(crawl_settings())
-
-
 def translate_pending(
     client: Elasticsearch,
     index: str,
@@ -86,7 +85,7 @@ def translate_pending(
     """
     statuses = ["pending", "failed"] if retry_failed else ["pending"]
     pivot = engine.settings.pivot
-    scheme = (clusters or _crawl_cluster_settings()).pivot_scheme
+    scheme = (clusters or cluster_settings(crawl_settings())).pivot_scheme
     report = BackfillReport()
     for hits in _waiting(client, index, statuses, batch):
         docs = [(h["_source"].get("language", ""), h["_source"]["title"], h["_source"]["text"])
@@ -98,22 +97,13 @@ def translate_pending(
             if isinstance(outcome, MissingModel):
                 report.still_pending += 1
                 continue
+            update = outcome_fields(outcome, pivot)
             if isinstance(outcome, TranslationFailed):
                 report.failed += 1
-                update = {"translation_status": "failed", "translation_error": outcome.reason}
-            elif outcome is None:
-                update = {"translation_status": "not_needed"}
-            else:
+            elif outcome is not None:
                 report.done += 1
                 pivot_sketch = sketch(outcome.text, scheme)
-                update = {
-                    "translation": {pivot: {"title": outcome.title, "text": outcome.text}},
-                    "translation_status": "done",
-                    "translation_model": outcome.model,
-                    "translation_confidence": round(outcome.confidence, 4),
-                    "translation_error": None,
-                    "minhash_pivot": pivot_sketch.to_document() if pivot_sketch else {},
-                }
+                update["minhash_pivot"] = pivot_sketch.to_document() if pivot_sketch else {}
             actions.append(
                 {"_op_type": "update", "_index": hit["_index"], "_id": hit["_id"], "doc": update}
             )
