@@ -179,10 +179,10 @@ VEILLE_RESUME = True
 DUPEFILTER_CLASS = "crawler.resume.RunDupeFilter"
 
 EXTENSIONS = {
-    # Before StatsFile: its last memory sample is in the stats that file gets.
-    "crawler.extensions.memory_ceiling.MemoryCeiling": 490,
-    "crawler.extensions.stats_file.StatsFile": 500,
-    "crawler.extensions.gc_tuning.GcTuning": 510,
+    # Before StatsFileExtension: its last memory sample is in the stats that file gets.
+    "crawler.extensions.memory_ceiling.MemoryCeilingExtension": 490,
+    "crawler.extensions.stats_file.StatsFileExtension": 500,
+    "crawler.extensions.gc_tuning.GcTuningExtension": 510,
     "crawler.extensions.rejected.RejectedArticlesExtension": 520,
 }
 # Garbage collection (crawler/extensions/gc_tuning.py): objects loaded before the crawl are
@@ -197,18 +197,18 @@ VEILLE_GC_THRESHOLD = 7000
 # bodies over DOWNLOAD_MAXSIZE, compressed or not) are skipped and counted by
 # crawler/middlewares/skips.py, which sees responses before the redirect middleware.
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.middlewares.ssrf.SsrfGuard": 50,
-    "crawler.middlewares.skips.DownloadSkips": 650,
+    "crawler.middlewares.ssrf.SsrfGuardMiddleware": 50,
+    "crawler.middlewares.skips.DownloadSkipsMiddleware": 650,
     # Scrapy's robots.txt and retry middlewares, replaced: robots.txt checked for every request
     # (crawler/middlewares/robots.py), retries that wait (backoff.py); then conditional requests.
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-    "crawler.middlewares.robots.RobotsTxt": 100,
+    "crawler.middlewares.robots.StrictRobotsTxtMiddleware": 100,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-    "crawler.middlewares.backoff.BackoffRetry": 550,
-    "crawler.middlewares.conditional.ConditionalRequests": 560,
+    "crawler.middlewares.backoff.BackoffRetryMiddleware": 550,
+    "crawler.middlewares.conditional.ConditionalRequestsMiddleware": 560,
     # Scrapy's decompression, with bombs counted as too_large (crawler/middlewares/skips.py).
     "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
-    "crawler.middlewares.skips.BoundedDecompression": 590,
+    "crawler.middlewares.skips.BoundedDecompressionMiddleware": 590,
 }
 # Requests that give up after their retries are reported once, at WARNING, by their errback.
 RETRY_GIVE_UP_LOG_LEVEL = "DEBUG"

@@ -4,9 +4,9 @@ In:  an Article with ``title`` and ``text``.
 Out: ``language`` (ISO 639-1) and ``language_confidence`` (langdetect's probability, 0..1).
 Drops: ``language_unsupported`` for languages outside ``VEILLE_LANGUAGES`` (default fr, en, es).
 
-Crawled articles arrive with their language already detected by their extraction worker
-(crawler/extraction_worker.py, same function, same sample); the stage keeps it and still drops
-unsupported languages. Articles without one are detected here.
+Crawled articles arrive with ``text_prepared``: their language was detected by the extraction
+step (:func:`crawler.extraction_worker.extract_page`, same function, same sample); the stage
+keeps it and still drops unsupported languages. Other articles are detected here.
 
 langdetect is seeded so the same text always gets the same answer; only a bounded prefix of
 the text is read (``VEILLE_LANGUAGE_SAMPLE`` characters, default 600: the title and about a
@@ -300,7 +300,7 @@ class LanguageStage(Stage):
         return cls(crawler, languages, settings.getint("VEILLE_LANGUAGE_SAMPLE"))
 
     def process_item(self, article: Article) -> Article:
-        if article.language is None:  # else detected by its extraction worker, same sample
+        if not article.text_prepared:
             detected = detect_language(article.title, article.text, self.sample)
             article.language, article.language_confidence = detected
         language, confidence = article.language, article.language_confidence or 0.0

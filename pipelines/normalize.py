@@ -7,8 +7,8 @@ Out: ``canonical_url`` in canonical form (the page's ``rel=canonical`` when it i
      tidied, ``content_hash`` of the normalised text, a future ``published_at`` cleared.
 Drops: ``empty`` (no title or no text).
 
-An article that comes with a ``content_hash`` was tidied and hashed by its extraction worker
-(crawler/extraction_worker.py): that work is not done twice.
+An article with ``text_prepared`` was tidied and hashed by the extraction step
+(:func:`crawler.extraction_worker.extract_page`, on another core): that work is not done twice.
 """
 
 from __future__ import annotations
@@ -56,8 +56,7 @@ class NormalizeStage(Stage):
     name = "normalize"
 
     def process_item(self, article: Article) -> Article:
-        tidied = article.content_hash is not None
-        if not tidied:
+        if not article.text_prepared:
             article.title = tidy(article.title)
             article.text = tidy(article.text)
         if not article.title or not article.text:
@@ -65,7 +64,7 @@ class NormalizeStage(Stage):
         article.canonical_url = choose_canonical(article.url, article.canonical_url)
         spellings = [canonicalize(u) for u in (*article.urls, article.url)]
         article.urls = sorted({*spellings, article.canonical_url})
-        if not tidied:
+        if not article.text_prepared:
             article.content_hash = content_hash(article.title, article.text)
         if article.published_at and article.published_at > utcnow() + FUTURE_TOLERANCE:
             self.count("normalize/future_date_cleared")

@@ -81,7 +81,7 @@ def test_exactly_the_on_topic_articles_are_indexed(crawled, sites, es, index_pre
 
 
 def test_off_topic_and_non_articles_are_counted_as_dropped(crawled, sites):
-    summary = {s["spider"]: s for s in crawled["summary"]}["feeds"]
+    summary = {s["spider"]: s for s in crawled["summary"]}["feed"]
     off_topic = _pages(sites, kind="article", on_topic=False)
     not_articles = _pages(sites, kind="not_article")
     # every page of a good outlet is fetched once: tracking-parameter spellings collapse

@@ -142,7 +142,7 @@ def test_robots_txt_disallowed_entry_is_not_fetched(crawled, sites):
 
 def test_sitemap_source_appears_in_crawl_summary(crawled):
     summary = crawled["summary"]
-    assert summary["spider"] == "sitemaps"
+    assert summary["spider"] == "sitemap"
     assert summary["finish_reason"] == "finished"
     assert summary["indexed"] == len(RECENT_ON_TOPIC)
 

@@ -13,7 +13,7 @@ import pytest
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.test import get_crawler
 
-from crawler.extensions.gc_tuning import GcTuning
+from crawler.extensions.gc_tuning import GcTuningExtension
 from crawler.spiders.feeds import FeedSpider
 from veille.ops.crawl import crawl_settings
 
@@ -31,13 +31,13 @@ def restore_collector():
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
-    GcTuning._engines, GcTuning._saved_threshold = 0, None
+    GcTuningExtension._engines, GcTuningExtension._saved_threshold = 0, None
 
 
 def test_crawl_freezes_what_was_loaded_and_gives_it_back():
     before = gc.get_threshold()
     loaded = [{"kept": i} for i in range(1000)]  # alive when the engine starts
-    extension = GcTuning.from_crawler(crawl(VEILLE_GC_THRESHOLD=5000))
+    extension = GcTuningExtension.from_crawler(crawl(VEILLE_GC_THRESHOLD=5000))
     extension.engine_started()
     assert gc.get_freeze_count() >= len(loaded)
     assert gc.get_threshold()[0] == 5000
@@ -51,8 +51,8 @@ def test_crawl_freezes_what_was_loaded_and_gives_it_back():
 
 
 def test_two_spiders_in_one_process_thaw_only_when_the_last_stops():
-    first = GcTuning.from_crawler(crawl())
-    second = GcTuning.from_crawler(crawl())
+    first = GcTuningExtension.from_crawler(crawl())
+    second = GcTuningExtension.from_crawler(crawl())
     first.engine_started()
     second.engine_started()
     first.engine_stopped()
@@ -64,4 +64,4 @@ def test_two_spiders_in_one_process_thaw_only_when_the_last_stops():
 
 def test_setting_off_leaves_the_collector_alone():
     with pytest.raises(NotConfigured):
-        GcTuning.from_crawler(crawl(VEILLE_GC_FREEZE=False))
+        GcTuningExtension.from_crawler(crawl(VEILLE_GC_FREEZE=False))

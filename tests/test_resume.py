@@ -57,7 +57,7 @@ def test_crawl_killed_with_sigkill_and_run_again_indexes_every_article_once(
     before = indexed_counts(es, index_prefix)
     assert set(before) == rest and rest < wanted, "killed in the middle of the crawl"
     assert [p.name for p in (data_dir / "jobs").iterdir()] == [
-        "feeds-le-veilleur+northern-ledger+el-vigia+broken-gazette"
+        "feed-le-veilleur+northern-ledger+el-vigia+broken-gazette"
     ]
 
     sites.clear_requests()

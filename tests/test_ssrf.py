@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from crawler.middlewares.ssrf import (
-    SsrfGuard,
+    SsrfGuardMiddleware,
     allowed_networks,
     parse_address,
     parse_networks,
@@ -30,9 +30,9 @@ from tests.support.runner import FAST_CRAWL, ROOT, clean_env, run_veille
 from veille.core.config import ConfigError
 
 
-def _guard(allowed: list[str]) -> SsrfGuard:
+def _guard(allowed: list[str]) -> SsrfGuardMiddleware:
     """The guard's judgement alone (no crawler: nothing is counted or fetched)."""
-    return SsrfGuard(crawler=None, allowed=parse_networks(allowed, "test"))  # type: ignore[arg-type]
+    return SsrfGuardMiddleware(crawler=None, allowed=parse_networks(allowed, "test"))  # type: ignore[arg-type]
 
 
 REFUSED = {

@@ -24,7 +24,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 
-class GcTuning:
+class GcTuningExtension:
     # Engines running in this process (``veille crawl --all`` runs one crawler per spider).
     _engines = 0
     _saved_threshold: tuple[int, int, int] | None = None

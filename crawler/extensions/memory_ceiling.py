@@ -35,7 +35,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
-from crawler.extensions.stats_file import StatsFile
+from crawler.extensions.stats_file import StatsFileExtension
 from crawler.limits import MIB, resident_size
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def default_memory_limit_mb() -> int:
     return min(4096, max(1024, machine_memory_mb() // 4))
 
 
-class MemoryCeiling:
+class MemoryCeilingExtension:
     def __init__(self, crawler: Crawler, limit_mb: int, interval: float) -> None:
         self.crawler = crawler
         self.limit = limit_mb * MIB
@@ -95,7 +95,7 @@ class MemoryCeiling:
         threading.Thread(target=self._watch, name="veille-memory-ceiling", daemon=True).start()
 
     def spider_closed(self) -> None:
-        """Before the stats are written (this extension comes before StatsFile)."""
+        """Before the stats are written (this extension comes before StatsFileExtension)."""
         self.stopping.set()
         self._sample()
 
@@ -138,7 +138,7 @@ class MemoryCeiling:
             "memory: %d MiB and the crawl has not stopped yet; ending the process now",
             resident // MIB,
         )
-        stats_file = self.crawler.get_extension(StatsFile)
+        stats_file = self.crawler.get_extension(StatsFileExtension)
         if stats_file is not None:
             stats_file.write("memory")
         logging.shutdown()

@@ -51,7 +51,7 @@ def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-class BackoffRetry(RetryMiddleware):
+class BackoffRetryMiddleware(RetryMiddleware):
     def __init__(self, settings: BaseSettings) -> None:
         super().__init__(settings)
         self.backoff_base = settings.getfloat("VEILLE_RETRY_BACKOFF_BASE")

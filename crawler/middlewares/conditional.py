@@ -61,7 +61,7 @@ class UrlStateStore:
         os.replace(partial, path)
 
 
-class ConditionalRequests:
+class ConditionalRequestsMiddleware:
     def __init__(self, crawler: Crawler, store: UrlStateStore) -> None:
         self.crawler = crawler
         self.store = store

@@ -39,7 +39,7 @@ class _DownloadErrorAtInfo(logging.Filter):
         return True
 
 
-class RobotsTxt(RobotsTxtMiddleware):
+class StrictRobotsTxtMiddleware(RobotsTxtMiddleware):
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         scrapy_logger = logging.getLogger(RobotsTxtMiddleware.__module__)

@@ -10,7 +10,7 @@ Out: :class:`Skipped` (an ``IgnoreRequest`` that says its ``reason``) for
      - ``too_large``: a body bigger than ``DOWNLOAD_MAXSIZE``, whether it said so
        (``Content-Length``) or not (chunked, endless: Scrapy cancels the download once that
        many bytes arrived), and a compressed body that decompresses past it
-       (:class:`BoundedDecompression`: gzip, deflate, brotli, zstd bombs);
+       (:class:`BoundedDecompressionMiddleware`: gzip, deflate, brotli, zstd bombs);
      each counted as ``veille/dropped/<reason>`` and logged once at WARNING with the URL.
      A listing (a feed, a sitemap, a search answer: request meta :data:`LISTING`) is reported
      by its spider's errback instead, which knows the source and keeps the problem for the run
@@ -105,7 +105,7 @@ def describe_failure(failure: Any) -> tuple[str, str]:
     return "failed", message
 
 
-class DownloadSkips:
+class DownloadSkipsMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.max_redirects = crawler.settings.getint("REDIRECT_MAX_TIMES")
@@ -156,7 +156,7 @@ class DownloadSkips:
             raise refuse(self.crawler, request, "too_large", f"larger than the {limit}-byte limit")
 
 
-class BoundedDecompression(HttpCompressionMiddleware):
+class BoundedDecompressionMiddleware(HttpCompressionMiddleware):
     """Scrapy's decompression, with a body that decompresses past ``DOWNLOAD_MAXSIZE`` refused
     as ``too_large`` and counted (Scrapy's own middleware ignores it uncounted)."""
 

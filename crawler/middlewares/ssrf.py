@@ -175,7 +175,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
-class SsrfGuard:
+class SsrfGuardMiddleware:
     def __init__(self, crawler: Crawler, allowed: list[Network]) -> None:
         self.crawler = crawler
         self.allowed = allowed

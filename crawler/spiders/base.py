@@ -49,7 +49,8 @@ REFUSED_PAGES = ("too_large", "too_slow", "extraction_crashed")
 
 
 class VeilleSpider(scrapy.Spider):
-    """Base spider: ``source_type`` names the kind of source a subclass reads."""
+    """Base spider: ``source_type`` names the kind of source a subclass reads, and the
+    spider is named after it (``scrapy crawl feed``), so a source's type names its spider."""
 
     source_type = ""
 
@@ -173,6 +174,17 @@ class VeilleSpider(scrapy.Spider):
             logger.warning("skipped %s: fetch_failed (%s)", url, describe_failure(failure)[1])
 
     async def parse_article(self, response: Response) -> AsyncIterator[Article]:
+        """The extraction step: one article page in, at most one :class:`Article` out.
+
+        Request ``meta`` (:meth:`article_request` sets them): ``source`` (the configured
+        :class:`Source`) and ``via`` (how the URL was found, stored as ``discovered_via``) are
+        required; ``entry_published`` (a datetime) and ``entry_summary`` (text) from the feed or
+        sitemap entry are used when the page has no date or description of its own.
+        ``redirect_urls`` (Scrapy's) adds the spellings that led here to ``urls``.
+        Out: the page extracted, tidied, hashed and its language detected in an extraction
+        worker (:func:`crawler.extraction_worker.extract_page`), so the Article comes with
+        ``text_prepared``. Pages that are not articles are counted as ``dropped/<reason>``.
+        """
         source: Source = response.meta["source"]
         self.count("pages_fetched")
         if not isinstance(response, TextResponse):
@@ -207,10 +219,11 @@ class VeilleSpider(scrapy.Spider):
             image=result.image,
             published_at=result.published_at or entry_date,
             word_count=result.word_count,
-            # Done by the extraction worker; the normalize and language stages keep them.
+            # Done by the extraction step; the normalize and language stages keep them.
             content_hash=result.content_hash,
             language=result.language,
             language_confidence=result.language_confidence,
+            text_prepared=True,
         )
 
     def closed(self, reason: str) -> None:

@@ -42,8 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 class FeedSpider(VeilleSpider):
-    name = "feeds"
-    source_type = "feed"
+    name = source_type = "feed"
 
     def setup(self, crawler: Crawler) -> None:
         super().setup(crawler)

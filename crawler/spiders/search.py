@@ -54,8 +54,7 @@ def source_languages(source: Source, topics: Any) -> list[str]:
 
 
 class SearchSpider(VeilleSpider):
-    name = "search"
-    source_type = "search"
+    name = source_type = "search"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -47,8 +47,7 @@ logger = logging.getLogger(__name__)
 
 
 class SitemapSpider(VeilleSpider):
-    name = "sitemaps"
-    source_type = "sitemap"
+    name = source_type = "sitemap"
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         settings = self.crawler.settings

@@ -35,12 +35,14 @@ from veille.ops.crawl import crawl_settings
 
 
 def corpus_article(spec: str) -> Article:
-    """A fresh corpus article by name, hashed as the normalize stage hashes it."""
+    """A fresh corpus article by name, as the extraction step hands it to the stages."""
     name, _, url = spec.partition("@")
     article = {item.name: item.article for item in load_corpus()}[name]
     if url:
         article = replace(article, url=url, canonical_url=url)
+    # As the extraction step hands it over: hashed, its language known (text_prepared).
     article.content_hash = content_hash(article.title, article.text)
+    article.text_prepared = True
     return article
 
 

@@ -78,6 +78,10 @@ class Article:
     stations_status: str | None = None
     # when `veille topics rescore` took it from the rejected articles (veille/ops/rescore.py)
     promoted_at: datetime | None = None
+    # The extraction step's contract (crawler.extraction_worker.extract_page): True when it
+    # already tidied ``title`` and ``text``, set ``content_hash`` and detected ``language``, so
+    # the normalize and language stages keep what it found. Not stored.
+    text_prepared: bool = field(default=False, metadata={"stored": False})
 
     @property
     def id(self) -> str:
@@ -113,5 +117,6 @@ class Article:
         return cls(**values)
 
 
-_FIELD_NAMES = tuple(f.name for f in fields(Article))
+STORED_FIELDS = tuple(f.name for f in fields(Article) if f.metadata.get("stored", True))
+_FIELD_NAMES = STORED_FIELDS
 _DATE_FIELDS = ("published_at", "first_seen_at", "promoted_at")

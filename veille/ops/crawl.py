@@ -19,8 +19,6 @@ from twisted.internet import task
 
 from veille.core.config import Config, Source
 
-SPIDERS_BY_TYPE = {"feed": "feeds", "sitemap": "sitemaps", "search": "search"}
-
 
 @dataclass
 class CrawlSummary:
@@ -77,12 +75,10 @@ def crawl_settings(overrides: dict[str, str] | None = None) -> Settings:
 
 
 def group_by_spider(sources: list[Source]) -> dict[str, list[Source]]:
-    """Sources grouped by the spider that reads their type."""
+    """Sources grouped by the spider that reads their type (each spider is named after it)."""
     groups: dict[str, list[Source]] = defaultdict(list)
     for source in sources:
-        if source.type not in SPIDERS_BY_TYPE:
-            raise ValueError(f"source {source.name}: no spider reads type {source.type!r} yet")
-        groups[SPIDERS_BY_TYPE[source.type]].append(source)
+        groups[source.type].append(source)
     return groups
 
 

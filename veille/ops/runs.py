@@ -44,7 +44,6 @@ from elasticsearch import ApiError, Elasticsearch
 
 from veille.core.config import Config, ConfigError, Environment, Source, parse_duration
 from veille.core.spool import fsync_dir
-from veille.ops.crawl import SPIDERS_BY_TYPE
 
 logger = logging.getLogger(__name__)
 
@@ -337,17 +336,15 @@ def run_crawl(
     """Crawl ``source`` in a subprocess, bounded by the time limit; the run, not yet stored.
 
     Raises :class:`CrawlNotStarted` when the source is already being crawled or shutdown has
-    begun, and ``ValueError`` for a source type no spider reads.
+    begun. The spider is the one named after the source's type.
     """
-    if source.type not in SPIDERS_BY_TYPE:
-        raise ValueError(f"source {source.name}: no spider reads type {source.type!r} yet")
     if source.time_limit_delta is not None:  # the source's own time_limit wins over the default
         settings = replace(settings, time_limit=source.time_limit_delta)
     started = datetime.now(UTC)
     run = CrawlRun(
         run_id=f"{source.name}-{started:%Y%m%dT%H%M%S%fZ}",
         source=source.name,
-        spider=SPIDERS_BY_TYPE[source.type],
+        spider=source.type,
         trigger=trigger,
         started_at=started,
     )
