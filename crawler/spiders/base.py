@@ -30,7 +30,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from crawler.extraction import ExtractionOptions, NotAnArticle
 from crawler.extraction_pool import ExtractionPool, Usage
 from crawler.limits import ParseRefused
-from crawler.middlewares.skips import describe_failure
+from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.resume import use_job_dir
 from veille.core.article import Article, SourceRef
 from veille.core.config import Source, cached_config
@@ -53,6 +53,8 @@ class VeilleSpider(scrapy.Spider):
     spider is named after it (``scrapy crawl feed``), so a source's type names its spider."""
 
     source_type = ""
+    # Stats family of this spider's listings (``veille/<family>/read``, ``…/failed``).
+    listing_family = ""
 
     def __init__(self, source: str = "all", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -151,7 +153,36 @@ class VeilleSpider(scrapy.Spider):
             self.count("skipped/already_indexed", len(known))
         return [u for u in wanted if u not in known]
 
-    def article_request(self, url: str, source: Source, via: dict[str, str], **meta: Any):
+    def listing_request(
+        self, url: str, source: Source, callback: Callable[..., Any], *, first: bool, **meta: Any
+    ) -> scrapy.Request:
+        """A request for a listing of ``source`` (a feed, a sitemap, a search answer): marked
+        as one (:data:`~crawler.middlewares.skips.LISTING`) so that a failure is reported here,
+        with its source, by :meth:`listing_failed`. ``first``: one the source names itself,
+        fetched even if this crawl saw its URL before."""
+        return scrapy.Request(
+            url,
+            callback=callback,
+            errback=self.listing_failed,
+            meta={"source": source, LISTING: True, **meta},
+            dont_filter=first,
+        )
+
+    def listing_failed(self, failure: Any) -> None:
+        """A listing not fetched: counted as ``<family>/failed`` (``malformed`` for a body
+        refused as too large), kept for the run record and logged once."""
+        request = failure.request
+        source: Source = request.meta["source"]
+        kind, detail = describe_failure(failure)
+        self.count(f"{self.listing_family}/{kind}")
+        self.record_problem(request.url, source, kind, detail)
+        logger.warning(
+            "%s %s of source %s not read: %s", self.source_type, request.url, source.name, detail
+        )
+
+    def article_request(
+        self, url: str, source: Source, via: dict[str, str], **meta: Any
+    ) -> scrapy.Request:
         return scrapy.Request(
             url,
             callback=self.parse_article,

@@ -37,7 +37,6 @@ from scrapy.exceptions import DontCloseSpider
 from scrapy_redis.spiders import RedisMixin
 from twisted.internet import task
 
-from crawler.middlewares.skips import LISTING
 from crawler.spiders.feeds import FeedSpider
 from veille.core.config import ConfigError, Environment, cached_config
 from veille.core.distributed import RedisKeys
@@ -129,15 +128,7 @@ class DistributedFeedSpider(RedisMixin, FeedSpider):
             self.count("feeds/not_a_feed_source")
             logger.error("%s skipped: source %s is of type %s", url, name, source.type)
             return []
-        return [
-            scrapy.Request(
-                url,
-                callback=self.parse_feed,
-                errback=self.feed_failed,
-                meta={"source": source, LISTING: True},
-                dont_filter=True,
-            )
-        ]
+        return [self.listing_request(url, source, self.parse_feed, first=True)]
 
     def busy(self) -> None:
         self.idle_since = None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import scrapy
 from scrapy.crawler import Crawler
@@ -33,7 +32,6 @@ from crawler.discovery import EntryFilter
 from crawler.feeds import FeedDocument, FeedEntry, read_feed
 from crawler.limits import ParseRefused
 from crawler.middlewares.conditional import conditional_meta
-from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.base import VeilleSpider
 from veille.core.config import Source, cached_config
 from veille.core.urls import canonicalize
@@ -43,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 class FeedSpider(VeilleSpider):
     name = source_type = "feed"
+    listing_family = "feeds"
 
     def setup(self, crawler: Crawler) -> None:
         super().setup(crawler)
@@ -53,21 +52,9 @@ class FeedSpider(VeilleSpider):
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for source in self.sources:
             for url in source.url_strings:
-                yield scrapy.Request(
-                    url,
-                    callback=self.parse_feed,
-                    errback=self.feed_failed,
-                    meta={"source": source, LISTING: True, **conditional_meta()},
-                    dont_filter=True,
+                yield self.listing_request(
+                    url, source, self.parse_feed, first=True, **conditional_meta()
                 )
-
-    def feed_failed(self, failure: Any) -> None:
-        request = failure.request
-        source: Source = request.meta["source"]
-        kind, detail = describe_failure(failure)
-        self.count(f"feeds/{kind}")
-        self.record_problem(request.url, source, kind, detail)
-        logger.warning("feed %s of source %s not read: %s", request.url, source.name, detail)
 
     async def read(self, response: Response) -> FeedDocument:
         """The feed's entries, parsed in a worker; a parse past its limits is ``malformed``."""

@@ -38,7 +38,6 @@ from crawler.discovery import (
     search_url,
 )
 from crawler.limits import ParseRefused
-from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.base import VeilleSpider
 from veille.core.config import ConfigError, Source, cached_config, parse_duration
 from veille.core.urls import canonicalize
@@ -55,6 +54,7 @@ def source_languages(source: Source, topics: Any) -> list[str]:
 
 class SearchSpider(VeilleSpider):
     name = source_type = "search"
+    listing_family = "search"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -81,29 +81,17 @@ class SearchSpider(VeilleSpider):
                     continue
                 for language in source_languages(source, topics):
                     for query in search_queries(topics, language, per_query):
-                        yield scrapy.Request(
+                        yield self.listing_request(
                             search_url(endpoint, query, language, source.country, timespan),
-                            callback=self.parse_results,
-                            errback=self.search_failed,
-                            meta={
-                                "source": source,
-                                "engine": engine,
-                                "query": query,
-                                "language": language,
-                                LISTING: True,
-                                # DOWNLOAD_SLOTS sets these endpoints' pace, not AutoThrottle.
-                                "autothrottle_dont_adjust_delay": True,
-                            },
-                            dont_filter=True,
+                            source,
+                            self.parse_results,
+                            first=True,
+                            engine=engine,
+                            query=query,
+                            language=language,
+                            # DOWNLOAD_SLOTS sets these endpoints' pace, not AutoThrottle.
+                            autothrottle_dont_adjust_delay=True,
                         )
-
-    def search_failed(self, failure: Any) -> None:
-        request = failure.request
-        source: Source = request.meta["source"]
-        _, detail = describe_failure(failure)
-        self.count("search/failed")
-        self.record_problem(request.url, source, "failed", detail)
-        logger.warning("search %s of source %s failed: %s", request.url, source.name, detail)
 
     async def parse_results(self, response: Response) -> AsyncIterator[scrapy.Request]:
         source: Source = response.meta["source"]

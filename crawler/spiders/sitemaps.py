@@ -29,7 +29,6 @@ import logging
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import scrapy
 from scrapy.http import Response
@@ -38,7 +37,6 @@ from scrapy.utils.gz import gunzip, gzip_magic_number
 from crawler.discovery import DiscoveryError, SitemapEntry, parse_sitemap
 from crawler.limits import ParseRefused
 from crawler.middlewares.conditional import UrlStateStore, conditional_meta
-from crawler.middlewares.skips import LISTING, describe_failure
 from crawler.spiders.base import VeilleSpider
 from veille.core.config import Environment, Source, parse_duration
 from veille.core.urls import canonicalize
@@ -48,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 class SitemapSpider(VeilleSpider):
     name = source_type = "sitemap"
+    listing_family = "sitemaps"
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         settings = self.crawler.settings
@@ -62,12 +61,8 @@ class SitemapSpider(VeilleSpider):
                 yield self.sitemap_request(url, source, depth=0)
 
     def sitemap_request(self, url: str, source: Source, depth: int) -> scrapy.Request:
-        return scrapy.Request(
-            url,
-            callback=self.parse_sitemap,
-            errback=self.sitemap_failed,
-            meta={"source": source, "depth": depth, LISTING: True, **conditional_meta()},
-            dont_filter=depth == 0,
+        return self.listing_request(
+            url, source, self.parse_sitemap, first=depth == 0, depth=depth, **conditional_meta()
         )
 
     def closed(self, reason: str) -> None:
@@ -75,14 +70,6 @@ class SitemapSpider(VeilleSpider):
             for url, read_at in self.read_now.items():
                 self.last_read.put(url, {"read_at": read_at})
         super().closed(reason)
-
-    def sitemap_failed(self, failure: Any) -> None:
-        request = failure.request
-        source: Source = request.meta["source"]
-        kind, detail = describe_failure(failure)
-        self.count(f"sitemaps/{kind}")
-        self.record_problem(request.url, source, kind, detail)
-        logger.warning("sitemap %s of source %s not read: %s", request.url, source.name, detail)
 
     def _body(self, response: Response) -> bytes:
         if gzip_magic_number(response):

@@ -33,6 +33,7 @@ from veille.cli.support import (
     out,
     parse_overrides,
     print_crawl_summary,
+    print_hits,
 )
 from veille.cli.topics import app as topics_app
 from veille.cli.verdicts import app as verdict_app
@@ -239,22 +240,7 @@ def search_command(
     if not hits:
         err.print(f"no article matches {query!r}")
         return
-    table = Table(title=f"{len(hits)} articles matching {query!r}", show_lines=True)
-    for column in ("published", "lang", "source", "title / snippet", "score"):
-        table.add_column(column, overflow="fold")
-    for hit in hits:
-        translated = f"\n[dim]{escape(hit.translated_title)}[/]" if hit.translated_title else ""
-        if hit.cluster_articles and hit.cluster_articles > 1:
-            translated += f"\n[dim]story: {hit.cluster_articles} matching articles[/]"
-        table.add_row(
-            (hit.published_at or "")[:10],
-            hit.language or "",
-            escape(hit.source),
-            f"[bold]{escape(hit.title)}[/]{translated}\n{escape(hit.snippet)}\n"
-            f"[blue]{escape(hit.url)}[/]",
-            f"{hit.score:.1f}",
-        )
-    out.print(table)
+    print_hits(f"{len(hits)} articles matching {query!r}", hits, "published", scored=True)
 
 
 models_app = typer.Typer(help="Translation models (Argos packages), installed for offline use.")

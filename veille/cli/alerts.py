@@ -24,9 +24,17 @@ from alerts.delivery import next_digest
 from alerts.digest import MARK_END, MARK_START
 from alerts.rules import AlertRule, RuleSet, load_rules, missing_rules_note
 from alerts.run import ensure_indices, run_alerts
-from veille.cli.support import client_or_exit, config_or_exit, env_or_exit, err, fail, out
+from veille.cli.support import (
+    client_or_exit,
+    config_or_exit,
+    env_or_exit,
+    err,
+    fail,
+    out,
+    print_hits,
+)
 from veille.core.article import utcnow
-from veille.core.search import merge_marks
+from veille.core.search import merge_marks, to_hit
 
 app = typer.Typer(help="Keyword email alerts (rules in config/alerts.yaml).", no_args_is_help=True)
 
@@ -131,46 +139,39 @@ def test_rule(
         track_total_hits=True,
     )
     total = response["hits"]["total"]["value"]
-    rows = [
-        {
-            "id": hit["_id"],
-            "first_seen_at": hit["_source"].get("first_seen_at"),
-            "language": hit["_source"].get("language"),
-            "source": hit["_source"].get("source", {}).get("name"),
-            "title": hit["_source"].get("title"),
-            "translated_title": hit["_source"].get("translation", {}).get("en", {}).get("title"),
-            "url": hit["_source"].get("canonical_url"),
-            "matched": " … ".join(
+    hits = [
+        to_hit(
+            hit,
+            " … ".join(
                 merge_marks(fragment, MARK_START, MARK_END)
                 .replace(MARK_START, "«")
                 .replace(MARK_END, "»")
                 for fragments in hit.get("highlight", {}).values()
                 for fragment in fragments[:1]
             ),
-        }
+        )
         for hit in response["hits"]["hits"]
     ]
     if as_json:
+        rows = [
+            {
+                "id": hit.id,
+                "first_seen_at": hit.first_seen_at,
+                "language": hit.language,
+                "source": hit.source,
+                "title": hit.title,
+                "translated_title": hit.translated_title,
+                "url": hit.url,
+                "matched": hit.snippet,
+            }
+            for hit in hits
+        ]
         print(json.dumps({"rule": rule.name, "total": total, "articles": rows}, indent=2))
         return
-    if not rows:
+    if not hits:
         err.print(f"rule {rule.name!r} matches no indexed article")
         return
-    table = Table(title=f"rule {rule.name!r}: {total} articles match", show_lines=True)
-    for column in ("seen", "lang", "source", "title / matched", "url"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        translated = (
-            f"\n[dim]{escape(row['translated_title'])}[/]" if row["translated_title"] else ""
-        )
-        table.add_row(
-            (row["first_seen_at"] or "")[:16],
-            row["language"] or "",
-            escape(row["source"] or ""),
-            f"[bold]{escape(row['title'] or '')}[/]{translated}\n{escape(row['matched'])}",
-            escape(row["url"] or ""),
-        )
-    out.print(table)
+    print_hits(f"rule {rule.name!r}: {total} articles match", hits, "seen", scored=False)
 
 
 @app.command()

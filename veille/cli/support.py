@@ -7,19 +7,23 @@ Exit status: 0 success, 1 the work failed, 2 invalid configuration or arguments,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import typer
 from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from veille.core.config import Config, ConfigError, Environment, load_config
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
+
+    from veille.core.search import Hit
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -81,3 +85,30 @@ def print_crawl_summary(results: list[dict]) -> None:
         for reason, count in sorted(result["dropped"].items()):
             table.add_row(f"dropped: {reason}", str(count))
         out.print(table)
+
+
+def print_hits(
+    title: str, hits: Sequence[Hit], when: Literal["published", "seen"], scored: bool
+) -> None:
+    """Articles as one table (``veille search``, ``veille alerts test``): the date, language and
+    source, then the title with its translation, the matched words and the link; the score
+    when the hits are ranked by it."""
+    table = Table(title=title, show_lines=True)
+    for column in (when, "lang", "source", "title / snippet", *(["score"] if scored else [])):
+        table.add_column(column, overflow="fold")
+    for hit in hits:
+        translated = f"\n[dim]{escape(hit.translated_title)}[/]" if hit.translated_title else ""
+        if hit.cluster_articles and hit.cluster_articles > 1:
+            translated += f"\n[dim]story: {hit.cluster_articles} matching articles[/]"
+        date = (
+            (hit.published_at or "")[:10] if when == "published" else (hit.first_seen_at or "")[:16]
+        )
+        cells = [
+            date,
+            hit.language or "",
+            escape(hit.source),
+            f"[bold]{escape(hit.title)}[/]{translated}\n{escape(hit.snippet)}\n"
+            f"[blue]{escape(hit.url)}[/]",
+        ]
+        table.add_row(*cells, *([f"{hit.score:.1f}"] if scored else []))
+    out.print(table)

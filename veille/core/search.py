@@ -45,6 +45,7 @@ class Hit:
     source: str
     published_at: str | None
     snippet: str
+    first_seen_at: str | None = None
     translated_title: str | None = None
     cluster_id: str | None = None
     cluster_articles: int | None = None
@@ -122,26 +123,30 @@ def search(
     )
     hits = []
     for hit in response["hits"]["hits"]:
-        doc = hit["_source"]
         highlight = next(iter(hit.get("highlight", {}).values()), [""])
         highlight = [merge_marks(fragment, "«", "»") for fragment in highlight]
-        translated = doc.get("translation", {}).get(pivot, {}).get("title")
-        story = hit.get("inner_hits", {}).get("story", {}).get("hits", {}).get("total", {})
-        hits.append(
-            Hit(
-                id=hit["_id"],
-                score=round(hit["_score"] or 0.0, 3),
-                title=doc.get("title", ""),
-                url=doc.get("canonical_url", doc.get("url", "")),
-                language=doc.get("language"),
-                source=doc.get("source", {}).get("name", ""),
-                published_at=doc.get("published_at"),
-                snippet=highlight[0] if highlight else (doc.get("description") or ""),
-                translated_title=translated,
-                cluster_id=doc.get("cluster_id"),
-                cluster_articles=story.get("value"),
-                relevance=doc.get("relevance") or None,
-                text=doc.get("text") if with_text else None,
-            )
-        )
+        snippet = highlight[0] if highlight else (hit["_source"].get("description") or "")
+        hits.append(to_hit(hit, snippet, pivot, with_text))
     return hits
+
+
+def to_hit(hit: dict[str, Any], snippet: str, pivot: str = "en", with_text: bool = False) -> Hit:
+    """A :class:`Hit` from an Elasticsearch hit on the articles index."""
+    doc = hit["_source"]
+    story = hit.get("inner_hits", {}).get("story", {}).get("hits", {}).get("total", {})
+    return Hit(
+        id=hit["_id"],
+        score=round(hit["_score"] or 0.0, 3),
+        title=doc.get("title", ""),
+        url=doc.get("canonical_url", doc.get("url", "")),
+        language=doc.get("language"),
+        source=doc.get("source", {}).get("name", ""),
+        published_at=doc.get("published_at"),
+        snippet=snippet,
+        first_seen_at=doc.get("first_seen_at"),
+        translated_title=doc.get("translation", {}).get(pivot, {}).get("title"),
+        cluster_id=doc.get("cluster_id"),
+        cluster_articles=story.get("value"),
+        relevance=doc.get("relevance") or None,
+        text=doc.get("text") if with_text else None,
+    )

@@ -31,18 +31,12 @@ from typing import Any
 from elasticsearch import Elasticsearch, NotFoundError
 from elasticsearch.helpers import scan, streaming_bulk
 
+from veille.core.config import ACTION_NAMES
 from veille.core.es import IndexNames, load_template
 
-# The actions, weakest first, when a topic does not order its own.
-DEFAULT_ACTIONS = (
-    "reported",
-    "denial",
-    "legislation",
-    "investigation",
-    "closure",
-    "expulsion",
-    "arrest_or_charge",
-)
+# The actions, weakest first (as the topic files list them), when a topic does not order
+# its own.
+DEFAULT_ACTIONS = ACTION_NAMES
 CONFLICT_RETRIES = 5
 PENDING = "pending"
 REGISTERED = "registered"
