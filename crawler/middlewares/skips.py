@@ -106,14 +106,17 @@ def describe_failure(failure: Any) -> tuple[str, str]:
 
 
 class DownloadSkipsMiddleware:
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, max_redirects: int, max_size: int) -> None:
         self.crawler = crawler
-        self.max_redirects = crawler.settings.getint("REDIRECT_MAX_TIMES")
-        self.max_size = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+        self.max_redirects = max_redirects
+        self.max_size = max_size
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        middleware = cls(crawler)
+        settings = crawler.settings
+        middleware = cls(
+            crawler, settings.getint("REDIRECT_MAX_TIMES"), settings.getint("DOWNLOAD_MAXSIZE")
+        )
         crawler.signals.connect(middleware.bytes_received, signal=signals.bytes_received)
         for name in SCRAPY_SIZE_LOGGERS:
             scrapy_logger = logging.getLogger(name)

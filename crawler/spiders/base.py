@@ -69,7 +69,7 @@ class VeilleSpider(scrapy.Spider):
 
     def setup(self, crawler: Crawler) -> None:
         settings = crawler.settings
-        config = cached_config(settings.get("VEILLE_CONFIG"))
+        self.config = config = cached_config(settings.get("VEILLE_CONFIG"))
         if self.source_arg == "all":
             chosen = [s for s in config.sources if s.enabled and s.type == self.source_type]
         else:

@@ -60,6 +60,7 @@ class SourceCheckSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[Any]:
         self.parser = ExtractionPool.from_settings(self.settings, ExtractionOptions())
         config = cached_config(self.settings.get("VEILLE_CONFIG"))
+        self.max_size = self.settings.getint("DOWNLOAD_MAXSIZE")
         names = None if self.source_arg == "all" else self.source_arg.split(",")
         for source in config.sources:
             if names is not None and source.name not in names:
@@ -121,7 +122,7 @@ class SourceCheckSpider(scrapy.Spider):
                 return {**found, "parsed": True, "entries": len(document.entries)}
             if source.type == "sitemap":
                 if gzip_magic_number(response):
-                    body = gunzip(body, max_size=self.settings.getint("DOWNLOAD_MAXSIZE"))
+                    body = gunzip(body, max_size=self.max_size)
                 sitemap = await self.parser.parse(parse_sitemap, body, size=len(body))
                 kind = "sitemap index" if sitemap.is_index else "urlset"
                 return {**found, "parsed": True, "entries": len(sitemap.entries), "detail": kind}

@@ -33,7 +33,7 @@ from crawler.feeds import FeedDocument, FeedEntry, read_feed
 from crawler.limits import ParseRefused
 from crawler.middlewares.conditional import conditional_meta
 from crawler.spiders.base import VeilleSpider
-from veille.core.config import Source, cached_config
+from veille.core.config import Source
 from veille.core.urls import canonicalize
 
 logger = logging.getLogger(__name__)
@@ -99,11 +99,10 @@ class FeedSpider(VeilleSpider):
                 continue
             entries.setdefault(canonicalize(entry.link), entry)
         self.count("feeds/entries", len(document.entries))
-        settings = self.crawler.settings
-        topics = cached_config(settings.get("VEILLE_CONFIG")).topics_for(source)
+        topics = self.config.topics_for(source)
         key = tuple(topic.name for topic in topics)
         if key not in self.entry_filters:
-            self.entry_filters[key] = EntryFilter.from_settings(topics, settings)
+            self.entry_filters[key] = EntryFilter.from_settings(topics, self.crawler.settings)
         keep = self.entry_filters[key].keep(
             [(entry.title, entry.summary) for entry in entries.values()]
         )

@@ -53,6 +53,7 @@ class SitemapSpider(VeilleSpider):
         self.cutoff = datetime.now(UTC) - parse_duration(settings.get("VEILLE_SITEMAP_MAX_AGE"))
         self.max_depth = settings.getint("VEILLE_SITEMAP_MAX_DEPTH")
         self.overlap = parse_duration(settings.get("VEILLE_SITEMAP_OVERLAP"))
+        self.max_size = settings.getint("DOWNLOAD_MAXSIZE")
         self.last_read = UrlStateStore(Environment.from_env().data_dir / "sitemaps-read")
         self.read_now: dict[str, str] = {}
         self.started_at = datetime.now(UTC)
@@ -73,7 +74,7 @@ class SitemapSpider(VeilleSpider):
 
     def _body(self, response: Response) -> bytes:
         if gzip_magic_number(response):
-            return gunzip(response.body, max_size=self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+            return gunzip(response.body, max_size=self.max_size)
         return response.body
 
     def cutoff_for(self, sitemap_url: str) -> datetime:

@@ -36,14 +36,6 @@ def batch_limits(settings: BaseSettings, size_name: str, wait_name: str) -> tupl
     return items, seconds
 
 
-def duration(settings: BaseSettings, name: str) -> float:
-    """A duration setting (``30m``, ``2d``, ``0``) in seconds."""
-    try:
-        return parse_duration(settings.get(name)).total_seconds()
-    except ValueError as exc:
-        raise ConfigError(SETTINGS_FILE, name, str(exc), "e.g. 30m, 12h, 2d") from exc
-
-
 def _threshold(settings: BaseSettings, name: str) -> float:
     value = settings.getfloat(name)
     if not 0 < value <= 1:
