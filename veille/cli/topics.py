@@ -144,28 +144,9 @@ def _read_file(path: Path) -> tuple[str, str, str | None]:
 
 def _fetch(url: str, config: Config) -> tuple[str, str, str]:
     """``(final URL, title, text)`` of a page fetched through the crawl's middlewares."""
-    from scrapy import signals
-    from scrapy.crawler import CrawlerProcess
+    from veille.ops.crawl import spider_items
 
-    from veille.ops.crawl import crawl_settings
-
-    settings = crawl_settings(
-        {
-            "VEILLE_CONFIG": str(config.directory),
-            "ITEM_PIPELINES": {},
-            "RETRY_TIMES": 1,
-            "AUTOTHROTTLE_ENABLED": False,
-            "LOG_LEVEL": "ERROR",
-        }
-    )
-    process = CrawlerProcess(settings)
-    crawler = process.create_crawler("page")
-    items: list[dict[str, Any]] = []
-    crawler.signals.connect(
-        lambda item: items.append(dict(item)), signal=signals.item_scraped, weak=False
-    )
-    process.crawl(crawler, url=url)
-    process.start()
+    items = spider_items(config, "page", {}, url=url)
     if not items or items[0]["detail"]:
         cli.fail(f"{url}: {items[0]['detail'] if items else 'nothing came back'}", 1)
     return items[0]["url"], items[0]["title"], items[0]["text"]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scrapy import signals
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 from twisted.internet import task
@@ -117,3 +118,30 @@ def run_crawls(
         summary.stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
         summary.finish_reason = str(summary.stats.get("finish_reason", ""))
     return [summary for _, summary in summaries]
+
+
+def spider_items(
+    config: Config, spider: str, overrides: dict[str, Any], **arguments: str
+) -> list[dict[str, Any]]:
+    """Run one spider in this process with the crawl's settings, no pipeline stage, one retry
+    and no AutoThrottle (plus ``overrides``), and return the items it yields. Blocks until done;
+    once per process (one reactor)."""
+    settings = crawl_settings(
+        {
+            "VEILLE_CONFIG": str(config.directory),
+            "ITEM_PIPELINES": {},
+            "RETRY_TIMES": 1,
+            "AUTOTHROTTLE_ENABLED": False,
+            "LOG_LEVEL": "ERROR",
+            **overrides,
+        }
+    )
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(spider)
+    items: list[dict[str, Any]] = []
+    crawler.signals.connect(
+        lambda item: items.append(dict(item)), signal=signals.item_scraped, weak=False
+    )
+    process.crawl(crawler, **arguments)
+    process.start()
+    return items

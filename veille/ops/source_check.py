@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from scrapy import signals
-from scrapy.crawler import CrawlerProcess
 
 from veille.core.config import Config, Source
-from veille.ops.crawl import crawl_settings
+from veille.ops.crawl import spider_items
 
 
 @dataclass
@@ -48,25 +45,11 @@ class SourceStatus:
 
 def check_sources(config: Config, sources: list[Source]) -> list[SourceStatus]:
     """Fetch and read every URL of ``sources`` once; blocks until done (one reactor per process)."""
-    settings = crawl_settings(
-        {
-            "VEILLE_CONFIG": str(config.directory),
-            "ITEM_PIPELINES": {},
-            "VEILLE_CONDITIONAL_REQUESTS": False,
-            "RETRY_TIMES": 1,
-            "VEILLE_RETRY_AFTER_MAX": 30,
-            "AUTOTHROTTLE_ENABLED": False,
-            "LOG_LEVEL": "ERROR",
-        }
-    )
-    process = CrawlerProcess(settings)
-    crawler = process.create_crawler("source_check")
-    items: list[dict[str, Any]] = []
-    crawler.signals.connect(
-        lambda item: items.append(dict(item)), signal=signals.item_scraped, weak=False
-    )
-    process.crawl(crawler, source=",".join(s.name for s in sources))
-    process.start()
+    items = spider_items(
+        config, "source_check",
+        {"VEILLE_CONDITIONAL_REQUESTS": False, "VEILLE_RETRY_AFTER_MAX": 30},
+        source=",".join(s.name for s in sources),
+    )  # fmt: skip
     enabled = {s.name: s.enabled for s in sources}
     order = {s.name: i for i, s in enumerate(sources)}
     items.sort(key=lambda item: (order[item["source"]], item["url"]))
