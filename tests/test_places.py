@@ -180,7 +180,7 @@ def test_the_pivot_translation_is_a_second_chance_for_places():
 
 
 def test_the_gazetteer_cache_is_under_the_data_folder_unless_named(tmp_path, monkeypatch):
-    from veille.config import Environment
+    from veille.core.config import Environment
 
     monkeypatch.setenv("VEILLE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("VEILLE_GAZETTEER_DIR", raising=False)

@@ -552,7 +552,7 @@ class Environment:
     es_verify_certs: bool = True
     index_prefix: str = "veille"
     data_dir: Path = Path("data")
-    # The places gazetteer's cache (veille/gazetteer.py): files named by what they are built
+    # The places gazetteer's cache (veille/core/gazetteer.py): files named by what they are built
     # from, so data folders may share one.
     gazetteer_dir: Path = Path("data/gazetteer")
 
