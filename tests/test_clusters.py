@@ -365,8 +365,8 @@ def test_a_batch_of_articles_costs_a_handful_of_requests(es, es_url, index_prefi
     ],
 )
 def test_a_bad_cluster_setting_is_refused_with_its_name(name, value, key):
-    from veille.core.settings import cluster_settings
     from veille.core.config import ConfigError
+    from veille.core.settings import cluster_settings
     from veille.ops.crawl import crawl_settings
 
     with pytest.raises(ConfigError) as refused:

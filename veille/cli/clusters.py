@@ -17,10 +17,6 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
-from elastic_transport import TransportError
-from elasticsearch import ApiError
-from elasticsearch.helpers import BulkIndexError
-from rich.markup import escape
 
 from veille.cli import support as cli
 from veille.core.config import parse_duration
@@ -44,7 +40,6 @@ def prune_command(
 ) -> None:
     """Delete the claims older than --older-than; prints how many."""
     from veille.core.clusters import prune_claims
-    from veille.core.es import IndexNames
 
     where = "--older-than" if older_than else "VEILLE_CLAIMS_KEEP"
     text = older_than or os.environ.get("VEILLE_CLAIMS_KEEP") or "7d"
@@ -55,19 +50,13 @@ def prune_command(
     if keep < SHORTEST_KEEP:
         cli.fail(f"{where}: {text} would delete the claims of articles not searchable yet; "
                  "keep them 1h or more", 2)  # fmt: skip
-    env = cli.env_or_exit()
-    client = cli.client_or_exit(env)
-    claims = IndexNames(env.index_prefix).clusters
-    try:
-        if not client.indices.exists_alias(name=claims):
-            cli.out.print(f"no claims index {claims}: nothing to prune")
-            return
-        deleted = prune_claims(client, claims, keep)
-    except (ApiError, TransportError, BulkIndexError) as exc:
-        cli.fail(f"prune stopped, run it again: {escape(str(exc))}", 1)
-    finally:
-        client.close()
-    cli.out.print(
-        f"deleted {deleted['band']} band claims and {deleted['article']} article records "
-        f"older than {text} from {claims}"
-    )
+    done = cli.prune_index(
+        lambda names: names.clusters, "claims",
+        lambda client, index: prune_claims(client, index, keep),
+    )  # fmt: skip
+    if done is not None:
+        claims, deleted = done
+        cli.out.print(
+            f"deleted {deleted['band']} band claims and {deleted['article']} article records "
+            f"older than {text} from {claims}"
+        )

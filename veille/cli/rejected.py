@@ -14,10 +14,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from elastic_transport import TransportError
-from elasticsearch import ApiError
-from elasticsearch.helpers import BulkIndexError
-from rich.markup import escape
 
 from veille.cli import support as cli
 from veille.core.config import ConfigError
@@ -37,7 +33,6 @@ def prune_command(
     ] = None,
 ) -> None:
     """Delete the rejected articles older than --older-than; prints how many."""
-    from veille.core.es import IndexNames
     from veille.core.rejected import KEEP_SETTING, keep_for, prune_rejected
     from veille.ops.crawl import crawl_settings
 
@@ -47,16 +42,10 @@ def prune_command(
         keep = keep_for(text)
     except ConfigError as exc:
         cli.fail(f"{where}: {exc.message} ({exc.hint})", 2)
-    env = cli.env_or_exit()
-    client = cli.client_or_exit(env)
-    index = IndexNames(env.index_prefix).rejected
-    try:
-        if not client.indices.exists_alias(name=index):
-            cli.out.print(f"no rejected articles index {index}: nothing to prune")
-            return
-        deleted = prune_rejected(client, index, keep)
-    except (ApiError, TransportError, BulkIndexError) as exc:
-        cli.fail(f"prune stopped, run it again: {escape(str(exc))}", 1)
-    finally:
-        client.close()
-    cli.out.print(f"deleted {deleted} rejected articles older than {text} from {index}")
+    done = cli.prune_index(
+        lambda names: names.rejected, "rejected articles",
+        lambda client, index: prune_rejected(client, index, keep),
+    )  # fmt: skip
+    if done is not None:
+        index, deleted = done
+        cli.out.print(f"deleted {deleted} rejected articles older than {text} from {index}")

@@ -7,13 +7,14 @@ Exit status: 0 success, 1 the work failed, 2 invalid configuration or arguments,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar
 
 import typer
 from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import TransportError
 from elasticsearch import ApiError
+from elasticsearch.helpers import BulkIndexError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -23,8 +24,10 @@ from veille.core.config import Config, ConfigError, Environment, load_config
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
+    from veille.core.es import IndexNames
     from veille.core.search import Hit
 
+T = TypeVar("T")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -61,6 +64,28 @@ def client_or_exit(env: Environment) -> Elasticsearch:
             3,
         )
     return client
+
+
+def prune_index(
+    index_of: Callable[[IndexNames], str], what: str, prune: Callable[[Elasticsearch, str], T]
+) -> tuple[str, T] | None:
+    """Run ``prune(client, index)`` on one index of the deployment (``veille clusters prune``,
+    ``veille rejected prune``); None, with a line saying so, when the index does not exist yet.
+    An Elasticsearch failure during the prune exits with status 1 (running it again is safe)."""
+    from veille.core.es import IndexNames
+
+    env = env_or_exit()
+    client = client_or_exit(env)
+    index = index_of(IndexNames(env.index_prefix))
+    try:
+        if not client.indices.exists_alias(name=index):
+            out.print(f"no {what} index {index}: nothing to prune")
+            return None
+        return index, prune(client, index)
+    except (ApiError, TransportError, BulkIndexError) as exc:
+        fail(f"prune stopped, run it again: {escape(str(exc))}", 1)
+    finally:
+        client.close()
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
