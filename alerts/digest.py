@@ -18,13 +18,14 @@ from elasticsearch import Elasticsearch
 
 from alerts.notifications import Notification
 from alerts.rules import RuleSet
+from veille.languages import LANGUAGES
 from veille.search import merge_marks
 
 MARK_START = "\ue000"
 MARK_END = "\ue001"
 SNIPPET_CHARS = 240
 ALSO_IN_SHOWN = 3
-_SNIPPET_FIELDS = ("text_fr", "text_en", "text_es", "text", "translation", "description")
+_SNIPPET_FIELDS = (*(f"text_{code}" for code in LANGUAGES), "text", "translation", "description")
 
 
 @dataclass(frozen=True)

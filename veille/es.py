@@ -21,6 +21,7 @@ import orjson
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
 from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
 
+from veille import languages
 from veille.config import Environment
 from veille.outages import quiet_client_logs
 
@@ -118,9 +119,27 @@ def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch
 
 
 def load_template(name: str, prefix: str) -> dict[str, Any]:
-    """An index template body from ``index_config/<name>.json`` with ``{prefix}`` filled in."""
+    """An index template body from ``index_config/<name>.json`` with ``{prefix}`` filled in.
+
+    The per-language parts of the articles template (analyzers, ``title_<code>``/``text_<code>``,
+    ``translation.<code>``, the default query fields) come from veille/languages.py; the alerts
+    template gets the articles' analysis and fields (a percolator parses each rule with the
+    mapping of the documents it will see), so neither is written twice.
+    """
     text = (INDEX_CONFIG / f"{name}.json").read_text(encoding="utf-8")
-    return json.loads(text.replace("{prefix}", prefix))
+    body = json.loads(text.replace("{prefix}", prefix))
+    template = body["template"]
+    if name == "articles":
+        settings = template["settings"]
+        settings["analysis"] = {**settings["analysis"], **languages.analysis_settings()}
+        settings["query"]["default_field"] += languages.analysed_fields()
+        template["mappings"]["properties"].update(languages.mapping_properties())
+    elif name == "alerts":
+        articles = load_template("articles", prefix)["template"]
+        template["settings"]["analysis"] = articles["settings"]["analysis"]
+        own = template["mappings"]["properties"]
+        template["mappings"]["properties"] = {**articles["mappings"]["properties"], **own}
+    return body
 
 
 class MappingConflict(RuntimeError):

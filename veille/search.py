@@ -32,7 +32,7 @@ SEARCH_FIELDS: dict[str, float] = {
     **{f"text_{code}": 1 for code in LANGUAGES},
     **{f"translation.{code}.text": 1 for code in LANGUAGES},
 }
-HIGHLIGHT_FIELDS = ["text_fr", "text_en", "text_es", "translation.*.text", "text"]
+HIGHLIGHT_FIELDS = [*(f"text_{code}" for code in LANGUAGES), "translation.*.text", "text"]
 
 
 @dataclass(frozen=True)
