@@ -18,7 +18,7 @@ from elasticsearch import Elasticsearch
 
 from alerts.notifications import Notification
 from alerts.rules import RuleSet
-from veille.languages import LANGUAGES
+from veille.languages import LANGUAGES, PIVOT
 from veille.search import merge_marks
 
 MARK_START = "\ue000"
@@ -106,7 +106,7 @@ def build_digest(
     articles_index: str,
     rules: RuleSet,
     notes: list[Notification],
-    pivot: str = "en",
+    pivot: str = PIVOT,
 ) -> Digest:
     """Fetch the articles behind ``notes`` with highlights and group them into stories."""
     by_story: dict[str, list[Notification]] = defaultdict(list)

@@ -10,7 +10,7 @@ import os
 from crawler.extensions.memory_ceiling import default_memory_limit_mb
 from veille.config import config_dir
 from veille.distributed import RedisKeys
-from veille.languages import LANGUAGES
+from veille.languages import LANGUAGES, PIVOT
 
 BOT_NAME = "veille"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -133,7 +133,7 @@ VEILLE_REJECTED_KEEP = os.environ.get("VEILLE_REJECTED_KEEP", "30d")
 # Translation into the pivot language (see pipelines/translate.py). Off: articles are indexed
 # with translation_status "pending" and `veille translate --pending` translates them later.
 VEILLE_TRANSLATION = os.environ.get("VEILLE_TRANSLATION", "true").lower() not in {"0", "false"}
-VEILLE_PIVOT = os.environ.get("VEILLE_PIVOT", "en")
+VEILLE_PIVOT = os.environ.get("VEILLE_PIVOT", PIVOT)
 VEILLE_TRANSLATE_BATCH = 16
 VEILLE_TRANSLATE_WAIT = 0.5
 VEILLE_TRANSLATE_COMPUTE_TYPE = "int8"

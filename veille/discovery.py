@@ -138,7 +138,7 @@ def google_edition(language: str, country: str | None) -> dict[str, str]:
     gl = (country or entry.google_country).upper()
     if entry.google_hl_abroad and gl != entry.google_country:
         return {"hl": entry.google_hl_abroad, "gl": gl, "ceid": f"{gl}:{entry.google_hl_abroad}"}
-    if language == "en" or gl != language.upper():
+    if entry.google_hl_regional or gl != entry.google_country:
         return {"hl": f"{language}-{gl}", "gl": gl, "ceid": f"{gl}:{language}"}
     return {"hl": language, "gl": gl, "ceid": f"{gl}:{language}"}
 

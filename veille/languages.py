@@ -32,10 +32,12 @@ class Language:
     stopwords_name: str  # Elasticsearch's name for the stop list below
     stopwords: frozenset[str]
     elision: tuple[str, ...] = ()  # articles dropped before an apostrophe: l'État → État
-    # Google News's edition when neither the search URL nor the source names a country, and the
-    # ``hl`` it serves the language under outside that country (Spanish: ``es-419``).
+    # Google News's edition when neither the search URL nor the source names a country; the
+    # ``hl`` it serves the language under outside that country (Spanish: ``es-419``); whether
+    # its ``hl`` always names the region, even at home (English: ``en-US``).
     google_country: str = "US"
     google_hl_abroad: str | None = None
+    google_hl_regional: bool = False
     # Sentence splitting (veille/translation.py): words written with a period that does not end
     # the sentence, in lower case ("mme", "dott"); those only before a number ("art. 3"); words
     # after a number with a period that make it an ordinal ("am 3. Oktober").
@@ -174,6 +176,7 @@ LANGUAGES: dict[str, Language] = {
         "_english_",
         _words(_ENGLISH_STOP),
         google_country="US",
+        google_hl_regional=True,
         abbreviations=_words(
             "mr mrs ms messrs dr prof gen gov sen rep hon jr st capt lt col sgt inc ltd corp co "
             "jan feb aug oct nov dec approx vs cf p pp"

@@ -383,7 +383,7 @@ def install_model_file(path: Path | str) -> InstalledModel:
 
 def install_models(
     codes: Iterable[str],
-    pivot: str = "en",
+    pivot: str = PIVOT,
     progress_callback: Callable[[str], None] | None = None,
 ) -> list[InstalledModel]:
     """Download ``code → pivot`` models from the Argos index and install them (needs network).
