@@ -16,6 +16,8 @@ import subprocess
 import sys
 
 from tests.support.runner import ROOT
+from veille.config import Environment
+from veille.es import delete_indices, load_template, make_client, setup_indices
 from veille.languages import LANGUAGES
 
 # Code that reads places and events per language from data of its own (inflection rules, list
@@ -188,3 +190,50 @@ def test_the_image_installs_a_model_for_every_language_but_the_pivot():
         capture_output=True, text=True, cwd=ROOT, check=True, env={"COLUMNS": "100", "PATH": ""},
     ).stdout  # fmt: skip
     assert "--all" in help_text and "veille/languages.py" in help_text
+
+
+def test_setup_gives_existing_indices_a_new_languages_analyzers(es_url, tmp_path):
+    """Indices created before Italian and German were added take their analyzers and fields at
+    the next ``veille setup``, keep their articles, and find Italian by its stem."""
+    prefix = f"vt-up-{tmp_path.name[-8:].lower()}"
+    client = make_client(Environment(es_url=es_url, index_prefix=prefix))
+    try:
+        for name in ("articles", "alerts"):
+            body = load_template(name, prefix)
+            _without_italian_and_german(body["template"])
+            alias = f"{prefix}-{name}"
+            client.indices.put_index_template(name=alias, **body)
+            client.indices.create(
+                index=f"{alias}-000001", aliases={alias: {"is_write_index": True}}
+            )
+        articles = f"{prefix}-articles"
+        client.index(index=articles, id="fr", document={"language": "fr", "title_fr": "Les postes"})
+
+        assert setup_indices(client, prefix)[articles] == "updated"
+
+        client.index(index=articles, id="it", refresh=True,
+                     document={"language": "it", "text_it": "I commissariati cinesi"})  # fmt: skip
+        found = client.search(index=articles, query={"match": {"text_it": "commissariato"}})
+        assert [hit["_id"] for hit in found["hits"]["hits"]] == ["it"]
+        assert client.count(index=articles)["count"] == 2, "the earlier article is kept"
+        alerts = client.indices.get_mapping(index=f"{prefix}-alerts")
+        assert all("title_de" in m["mappings"]["properties"] for m in alerts.values())
+    finally:
+        delete_indices(client, prefix)
+        client.close()
+
+
+def _without_italian_and_german(template: dict) -> None:
+    """A template as Veille wrote it before Italian and German were in the registry."""
+    analysis = template["settings"]["analysis"]
+    for section in ("analyzer", "filter"):
+        analysis[section] = {
+            name: spec
+            for name, spec in analysis[section].items()
+            if not name.startswith(("veille_it", "veille_de"))
+        }
+    properties = template["mappings"]["properties"]
+    for code in ("it", "de"):
+        properties.pop(f"title_{code}")
+        properties.pop(f"text_{code}")
+        properties["translation"]["properties"].pop(code)
