@@ -1,19 +1,24 @@
-"""The monitored languages' analysis facts, in one table shared by Python and Elasticsearch.
+"""The language registry: the only place that knows a language Veille reads.
 
-In:  a language code (``fr``, ``en``, ``es``).
-Out: its :class:`Language` entry: Snowball stemmer, stop words, elided articles, the analyzer
-     and field names; :func:`analysis_settings`, the same chain written for Elasticsearch.
+In:  a language code (``fr``, ``en``, ``es``, ``it``, ``de``).
+Out: its :class:`Language` entry — name, analysis chain (Snowball stemmer, stop words, elided
+     articles), Google News edition, sentence-splitting words, translation pair to the pivot,
+     analyzer and field names — and what is built from the table: :func:`analysis_settings`,
+     :func:`mapping_properties` and :func:`analysed_fields` (the index templates, veille/es.py;
+     search fields, veille/search.py), :func:`check_code` (config validation),
+     :func:`abbreviations` (veille/translation.py), :func:`translated` (models to install).
 
 Every language is analysed by one chain, in Python (veille/textmatch.py) and in the index
-(``veille_<code>`` analyzers of index_config/articles.json, which a test holds equal to
-:func:`analysis_settings`): the standard tokenizer (Unicode word boundaries), lower case, the
-elided articles (French ``l'``, ``qu'``…), the stop words (removed, their position kept, so
-"poste de police" still spans three positions), the Snowball stemmer, then ASCII folding. The
-stemmers read accents ("investigación" and "investigaciones" both become "investig"), so folding
-comes after them; it still makes "Pekín" and "Pekin" the same word.
+(the ``veille_<code>`` analyzers :func:`analysis_settings` writes into the articles template):
+the standard tokenizer (Unicode word boundaries), lower case, the elided articles (French ``l'``,
+``qu'``…, Italian ``dell'``…), the stop words (removed, their position kept, so "poste de police"
+still spans three positions), the Snowball stemmer, then ASCII folding. The stemmers read accents
+("investigación" and "investigaciones" both become "investig"), so folding comes after them; it
+still makes "Pekín" and "Pekin" the same word.
 
-The stop lists are Lucene's, the ones Elasticsearch names ``_french_``, ``_english_`` and
-``_spanish_``: the index names them, Python holds their words.
+The stop lists are Lucene's (``snowball/<name>_stop.txt`` in lucene-analysis-common), the ones
+Elasticsearch names ``_french_``, ``_italian_``…: the index names them, Python holds their words.
+Adding a language: one entry below, then the topic rules and labelled articles (README: Languages).
 """
 
 from __future__ import annotations
