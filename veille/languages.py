@@ -6,7 +6,8 @@ Out: its :class:`Language` entry — name, analysis chain (Snowball stemmer, sto
      analyzer and field names — and what is built from the table: :func:`analysis_settings`,
      :func:`mapping_properties` and :func:`analysed_fields` (the index templates, veille/es.py;
      search fields, veille/search.py), :func:`check_code` (config validation),
-     :func:`abbreviations` (veille/translation.py), :func:`translated` (models to install).
+     :func:`abbreviations` (veille/translation.py); :data:`PIVOT`, the language the others are
+     translated into (each needs an Argos model ``<code>→PIVOT``).
 
 Every language is analysed by one chain, in Python (veille/textmatch.py) and in the index
 (the ``veille_<code>`` analyzers :func:`analysis_settings` writes into the articles template):
@@ -63,11 +64,6 @@ class Language:
     def gdelt(self) -> str:
         """GDELT's ``sourcelang`` value: the English name in lower case (``french``)."""
         return self.name.lower()
-
-    @property
-    def translation_pair(self) -> tuple[str, str] | None:
-        """The Argos model this language needs, ``(code, pivot)``; None for the pivot."""
-        return None if self.code == PIVOT else (self.code, PIVOT)
 
 
 _FRENCH_STOP = """
@@ -157,7 +153,8 @@ def _articles(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-# The language every article is translated into, and searched in across languages.
+# The language every article is translated into, and searched in across languages: every other
+# entry needs an Argos model <code>→PIVOT (`veille models install --all` installs them).
 PIVOT = "en"
 
 LANGUAGES: dict[str, Language] = {
@@ -271,11 +268,6 @@ def check_code(code: str) -> str:
     if code not in LANGUAGES:
         raise ValueError(unknown_language(code))
     return code
-
-
-def translated() -> list[str]:
-    """The languages translated into the pivot: every entry but the pivot, in table order."""
-    return [code for code, language in LANGUAGES.items() if language.translation_pair]
 
 
 def abbreviations() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
