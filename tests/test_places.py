@@ -177,3 +177,13 @@ def test_the_pivot_translation_is_a_second_chance_for_places():
     stage.process_item(article)
     assert [p["name"] for p in article.places] == ["Rotterdam"]
     assert crawler.stats.get_value("veille/places/from_translation") == 1
+
+
+def test_the_gazetteer_cache_is_under_the_data_folder_unless_named(tmp_path, monkeypatch):
+    from veille.config import Environment
+
+    monkeypatch.setenv("VEILLE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("VEILLE_GAZETTEER_DIR", raising=False)
+    assert Environment.from_env().gazetteer_dir == tmp_path / "data" / "gazetteer"
+    monkeypatch.setenv("VEILLE_GAZETTEER_DIR", str(tmp_path / "shared"))
+    assert Environment.from_env().gazetteer_dir == tmp_path / "shared"

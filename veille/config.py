@@ -555,6 +555,9 @@ class Environment:
     es_verify_certs: bool = True
     index_prefix: str = "veille"
     data_dir: Path = Path("data")
+    # The places gazetteer's cache (veille/gazetteer.py): files named by what they are built
+    # from, so data folders may share one.
+    gazetteer_dir: Path = Path("data/gazetteer")
 
     @classmethod
     def from_env(cls) -> Environment:
@@ -575,6 +578,7 @@ class Environment:
                 "remove them from the URL and set VEILLE_ES_USER and VEILLE_ES_PASSWORD "
                 "(or VEILLE_ES_API_KEY)",
             )
+        data_dir = Path(os.environ.get("VEILLE_DATA_DIR") or "data").resolve()
         return cls(
             es_url=es_url,
             es_user=os.environ.get("VEILLE_ES_USER") or None,
@@ -583,5 +587,8 @@ class Environment:
             es_ca_certs=os.environ.get("VEILLE_ES_CA_CERTS") or None,
             es_verify_certs=_flag("VEILLE_ES_VERIFY_CERTS", True),
             index_prefix=prefix,
-            data_dir=Path(os.environ.get("VEILLE_DATA_DIR") or "data").resolve(),
+            data_dir=data_dir,
+            gazetteer_dir=Path(
+                os.environ.get("VEILLE_GAZETTEER_DIR") or data_dir / "gazetteer"
+            ).resolve(),
         )

@@ -535,12 +535,13 @@ def _saved_or_built(min_population: int, directory: Path) -> Gazetteer:
 def _shared(min_population: int) -> Gazetteer:
     from veille.config import Environment
 
-    return _saved_or_built(min_population, Environment.from_env().data_dir / "gazetteer")
+    return _saved_or_built(min_population, Environment.from_env().gazetteer_dir)
 
 
 def gazetteer(min_population: int = DEFAULT_MIN_POPULATION) -> Gazetteer:
-    """The process's gazetteer at this population floor: loaded from ``<VEILLE_DATA_DIR>/
-    gazetteer/`` (a tenth of a second), built and saved there on first use."""
+    """The process's gazetteer at this population floor: loaded from ``VEILLE_GAZETTEER_DIR``
+    (default ``<VEILLE_DATA_DIR>/gazetteer/``; a tenth of a second), built and saved there on
+    first use."""
     with _lock:
         return _shared(min_population)
 

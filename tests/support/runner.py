@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,8 +60,15 @@ def run_veille(
     )  # fmt: skip
 
 
+# One places gazetteer for every test's data folder: its files are named by what they are built
+# from, and building one costs seconds of CPU that a hundred crawls would each pay again.
+GAZETTEER_DIR = Path(tempfile.gettempdir()) / f"veille-test-gazetteer-{os.getuid()}"
+
+
 def clean_env(**values: str) -> dict[str, str]:
-    """This process's environment without any ``VEILLE_*`` variable, plus ``values``."""
+    """This process's environment without any ``VEILLE_*`` variable, plus ``values`` (and the
+    tests' shared gazetteer cache unless ``values`` names one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEILLE_")}
+    env["VEILLE_GAZETTEER_DIR"] = str(GAZETTEER_DIR)
     env.update(values)
     return env
