@@ -255,18 +255,14 @@ def analysis_settings() -> dict[str, Any]:
     return {"filter": filters, "analyzer": analyzers}
 
 
-def unknown_language(code: str) -> str:
-    """The message for a language code without an entry, naming the known ones."""
-    return (
-        f"{code!r} is not a language of Veille: use one of {', '.join(LANGUAGES)} "
-        "(or add it to veille/languages.py)"
-    )
-
-
 def check_code(code: str) -> str:
-    """``code`` when the registry has it, else ValueError (for config validation)."""
+    """``code`` when the registry has it, else a ValueError naming the known ones (config
+    validation turns it into an error naming the file, line and key)."""
     if code not in LANGUAGES:
-        raise ValueError(unknown_language(code))
+        raise ValueError(
+            f"{code!r} is not a language of Veille: use one of {', '.join(LANGUAGES)} "
+            "(or add it to veille/languages.py)"
+        )
     return code
 
 
