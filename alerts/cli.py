@@ -26,6 +26,7 @@ from alerts.rules import AlertRule, RuleSet, load_rules, missing_rules_note
 from alerts.run import ensure_indices, run_alerts
 from veille.article import utcnow
 from veille.cli_support import client_or_exit, config_or_exit, env_or_exit, err, fail, out
+from veille.languages import PIVOT
 from veille.search import merge_marks
 
 app = typer.Typer(help="Keyword email alerts (rules in config/alerts.yaml).", no_args_is_help=True)
@@ -138,7 +139,7 @@ def test_rule(
             "language": hit["_source"].get("language"),
             "source": hit["_source"].get("source", {}).get("name"),
             "title": hit["_source"].get("title"),
-            "translated_title": hit["_source"].get("translation", {}).get("en", {}).get("title"),
+            "translated_title": hit["_source"].get("translation", {}).get(PIVOT, {}).get("title"),
             "url": hit["_source"].get("canonical_url"),
             "matched": " … ".join(
                 merge_marks(fragment, MARK_START, MARK_END)

@@ -2,7 +2,8 @@
 
 In:  an Article with ``title`` and ``text``.
 Out: ``language`` (ISO 639-1) and ``language_confidence`` (langdetect's probability, 0..1).
-Drops: ``language_unsupported`` for languages outside ``VEILLE_LANGUAGES`` (default fr, en, es).
+Drops: ``language_unsupported`` for languages outside ``VEILLE_LANGUAGES`` (default: those of
+       veille/languages.py).
 
 Crawled articles arrive with their language already detected by their extraction worker
 (crawler/extraction_worker.py, same function, same sample); the stage keeps it and still drops
@@ -10,7 +11,7 @@ unsupported languages. Articles without one are detected here.
 
 langdetect is seeded so the same text always gets the same answer; only a bounded prefix of
 the text is read (``VEILLE_LANGUAGE_SAMPLE`` characters, default 600: the title and about a
-hundred words, which langdetect tells apart without error for French, English and Spanish news).
+hundred words, which langdetect tells apart without error for the languages of the news we read).
 
 Speed: langdetect cuts the text into n-grams character by character and multiplies a
 55-language probability vector once per sampled n-gram, all in Python (about 3 ms an article).
@@ -39,6 +40,7 @@ from scrapy.crawler import Crawler
 
 from pipelines.base import Stage
 from veille.article import Article
+from veille.languages import LANGUAGES
 
 DetectorFactory.seed = 0
 
@@ -288,7 +290,7 @@ class LanguageStage(Stage):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         settings = crawler.settings
-        self.languages = set(settings.getlist("VEILLE_LANGUAGES", ["fr", "en", "es"]))
+        self.languages = set(settings.getlist("VEILLE_LANGUAGES", list(LANGUAGES)))
         self.sample = settings.getint("VEILLE_LANGUAGE_SAMPLE", DEFAULT_SAMPLE)
         # No profiles loaded here: crawled articles come detected by their extraction worker,
         # and an article without a language loads them on its first detection (0.14 s).

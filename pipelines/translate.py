@@ -1,4 +1,4 @@
-"""Translate stage: French and Spanish articles get a pivot-language translation, offline.
+"""Translate stage: articles not in the pivot language get a pivot-language translation, offline.
 
 In:  an Article with ``language`` set.
 Out: ``translation[<pivot>] = {"title", "text"}``, ``translation_status`` (``done``,
@@ -27,6 +27,7 @@ from scrapy.settings import BaseSettings
 from pipelines.base import MicroBatcher, Stage, batch_limits
 from veille.article import Article
 from veille.config import cached_config
+from veille.languages import PIVOT
 from veille.translation import (
     Glossary,
     MissingModel,
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 def translation_settings(settings: BaseSettings) -> TranslationSettings:
     """The engine's settings from Scrapy (or any) settings with ``VEILLE_`` names."""
     return TranslationSettings(
-        pivot=settings.get("VEILLE_PIVOT", "en"),
+        pivot=settings.get("VEILLE_PIVOT", PIVOT),
         compute_type=settings.get("VEILLE_TRANSLATE_COMPUTE_TYPE", "int8"),
         beam_size=settings.getint("VEILLE_TRANSLATE_BEAM_SIZE", 2),
         inter_threads=settings.getint("VEILLE_TRANSLATE_INTER_THREADS", 1),
