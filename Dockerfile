@@ -1,9 +1,9 @@
 # Veille's image: the `veille` command line, the Scrapy project, the scheduler, and the Argos
-# fr→en and es→en translation models.
+# translation models of every language of veille/core/languages.py into the pivot (`--all`).
 #
 #   docker build -t veille:local .
-#   docker build --build-arg INSTALL_MODELS=false -t veille:local .   # no models: French and
-#       Spanish articles are indexed as translation_status: pending until models are installed
+#   docker build --build-arg INSTALL_MODELS=false -t veille:local .   # no models: articles not
+#       in the pivot language are indexed as translation_status: pending until models are installed
 #
 # Two stages: `build` has the compilers and the network (dependencies, models); the final image
 # gets only the virtual environment, the models and the project files, and runs as a non-root
@@ -33,7 +33,7 @@ RUN pip install --no-deps -e . && veille --help > /dev/null
 ARG INSTALL_MODELS=true
 RUN mkdir -p "$ARGOS_PACKAGES_DIR" \
     && if [ "$INSTALL_MODELS" = "true" ]; then \
-        XDG_DATA_HOME=/tmp/argos-data XDG_CACHE_HOME=/tmp/argos-cache veille models install fr es \
+        XDG_DATA_HOME=/tmp/argos-data XDG_CACHE_HOME=/tmp/argos-cache veille models install --all \
         && rm -rf /tmp/argos-data /tmp/argos-cache; \
     fi
 

@@ -18,13 +18,14 @@ from elasticsearch import Elasticsearch
 
 from alerts.notifications import Notification
 from alerts.rules import RuleSet
+from veille.core.languages import LANGUAGES, PIVOT
 from veille.core.search import merge_marks
 
 MARK_START = "\ue000"
 MARK_END = "\ue001"
 SNIPPET_CHARS = 240
 ALSO_IN_SHOWN = 3
-_SNIPPET_FIELDS = ("text_fr", "text_en", "text_es", "text", "translation", "description")
+_SNIPPET_FIELDS = (*(f"text_{code}" for code in LANGUAGES), "text", "translation", "description")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def build_digest(
     articles_index: str,
     rules: RuleSet,
     notes: list[Notification],
-    pivot: str = "en",
+    pivot: str = PIVOT,
 ) -> Digest:
     """Fetch the articles behind ``notes`` with highlights and group them into stories."""
     by_story: dict[str, list[Notification]] = defaultdict(list)

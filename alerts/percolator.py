@@ -5,8 +5,8 @@ Out: ``sync_rules`` makes the ``<prefix>-alerts`` index hold exactly the enabled
      (added, changed, removed; unchanged rules are not rewritten) and reports what it did;
      ``percolate`` returns which rule matched which document of the batch.
 
-The index's article fields are a copy of the articles mapping (``index_config/alerts.json``,
-checked by a test), so each rule's query is parsed with the analyzers the articles use.
+The index's article fields and analyzers are the articles template's, added when the alerts
+template is loaded (veille/core/es.py), so each rule's query is parsed as the articles are analysed.
 A raw ``es_query`` that Elasticsearch refuses becomes a ConfigError naming the rule.
 """
 

@@ -6,7 +6,7 @@ Out: an Elasticsearch query (a plain dict) usable both as a percolator query and
 
 Every word, phrase or NEAR is matched on the fields ``veille search`` uses
 (:data:`veille.core.search.SEARCH_FIELDS`): the original title and text, the per-language copies
-analysed with the ``veille_fr``/``veille_en``/``veille_es`` analyzers (so "station" finds
+analysed with the ``veille_<code>`` analyzers of veille/core/languages.py (so "station" finds
 "stations"), and the translations ``translation.<lang>.*``, so an English keyword finds a French
 article through its English translation.
 """

@@ -27,6 +27,7 @@ from markupsafe import Markup, escape
 
 from alerts.digest import MARK_END, MARK_START, Digest, Story
 from veille.core.feedback import LABELS, FeedbackSettings
+from veille.core.languages import PIVOT
 from veille.core.urls import web_link
 
 SUBJECT_TITLE_CHARS = 120
@@ -110,7 +111,7 @@ def render_message(
     digest: Digest,
     now: datetime,
     message_id: str,
-    pivot: str = "en",
+    pivot: str = PIVOT,
     feedback: FeedbackSettings | None = None,
 ) -> EmailMessage:
     """The email for ``digest``: headers, a text part and an HTML alternative; with

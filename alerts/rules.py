@@ -31,6 +31,7 @@ from alerts.query import QuerySyntaxError, compile_keywords, with_filters
 from veille.core.config import (
     Action,
     ConfigError,
+    LanguageCode,
     StrictModel,
     config_dir,
     line_of,
@@ -62,7 +63,7 @@ class AlertRule(StrictModel):
     description: str = ""
     query: str | None = None
     es_query: dict[str, Any] | None = None
-    languages: list[Literal["fr", "en", "es"]] = []
+    languages: list[LanguageCode] = []
     countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = []
     sources: list[str] = []
     min_relevance: Annotated[float, Field(ge=0)] | None = None

@@ -39,12 +39,12 @@ import yaml
 
 from bench.peers import cache_dir
 from tests.support.tiny_argos import (
-    LANGUAGE_NAMES,
     ModelShape,
     convert_ctranslate2_model,
     piece_list,
     random_transformer_spec,
 )
+from veille.core.languages import LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ModelShape(layers=6, heads=8, d_model=512, ffn_dim=2048)
@@ -117,9 +117,9 @@ def real_size_package(cache: Path | None = None) -> Path:
         "package_version": "1.0",
         "argos_version": "1.9",
         "from_code": "fr",
-        "from_name": LANGUAGE_NAMES["fr"],
+        "from_name": LANGUAGES["fr"].name,
         "to_code": "en",
-        "to_name": LANGUAGE_NAMES["en"],
+        "to_name": LANGUAGES["en"].name,
         "type": "translate",
         "links": [],
         "veille_build_key": key,

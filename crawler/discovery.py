@@ -33,6 +33,7 @@ from lxml import etree
 
 from crawler.feeds import entry_time, parse_feed
 from veille.core.config import Topic
+from veille.core.languages import LANGUAGES, language_of
 from veille.core.query import AnyOf, Group, Near, Node, Term
 from veille.core.textmatch import Pattern, StemIndex
 from veille.core.topics import TopicJudge
@@ -42,10 +43,6 @@ _ENGINE_PATHS = {
     "/rss/search": "google-news",
     "/news/search": "bing-news",
 }
-# GDELT names source languages in English (``sourcelang:french``).
-GDELT_LANGUAGES = {"fr": "french", "en": "english", "es": "spanish"}
-# The Google News edition used when neither the URL nor the source names a country.
-DEFAULT_COUNTRY = {"fr": "FR", "en": "US", "es": "ES"}
 
 
 class DiscoveryError(ValueError):
@@ -134,11 +131,14 @@ def google_when(span: timedelta) -> str:
 
 def google_edition(language: str, country: str | None) -> dict[str, str]:
     """Google News ``hl``/``gl``/``ceid`` for a language and country (``fr`` + ``CA`` →
-    ``fr-CA``/``CA``/``CA:fr``; Spanish outside Spain is ``es-419``)."""
-    gl = (country or DEFAULT_COUNTRY.get(language, "US")).upper()
-    if language == "es" and gl != "ES":
-        return {"hl": "es-419", "gl": gl, "ceid": f"{gl}:es-419"}
-    if language == "en" or gl != language.upper():
+    ``fr-CA``/``CA``/``CA:fr``; a language with an ``hl`` of its own abroad, such as Spanish's
+    ``es-419``, gets it outside its home edition). The country defaults to the language's
+    ``google_country`` in veille/core/languages.py."""
+    entry = language_of(language)
+    gl = (country or entry.google_country).upper()
+    if entry.google_hl_abroad and gl != entry.google_country:
+        return {"hl": entry.google_hl_abroad, "gl": gl, "ceid": f"{gl}:{entry.google_hl_abroad}"}
+    if entry.google_hl_regional or gl != entry.google_country:
         return {"hl": f"{language}-{gl}", "gl": gl, "ceid": f"{gl}:{language}"}
     return {"hl": language, "gl": gl, "ceid": f"{gl}:{language}"}
 
@@ -165,7 +165,8 @@ def search_url(
         scoped = f"({query})" if " OR " in query else query
         defaults = {"mode": "ArtList", "format": "json", "sort": "DateDesc", "maxrecords": "250",
                     "timespan": gdelt_timespan(timespan)}  # fmt: skip
-        params = {**defaults, **given, "query": f"{scoped} sourcelang:{GDELT_LANGUAGES[language]}"}
+        sourcelang = language_of(language).gdelt
+        params = {**defaults, **given, "query": f"{scoped} sourcelang:{sourcelang}"}
     elif engine == "google-news":
         params = {**google_edition(language, country), **given}
         params["q"] = f"{query} when:{google_when(timespan)}"
@@ -439,7 +440,7 @@ class EntryFilter:
     def mentions(self, title: str | None, summary: str | None) -> bool:
         """True when title and summary hold a quarter of a topic rule or more (see above)."""
         text = f"{title or ''}\n{plain_text(summary)}"
-        for language in ("fr", "en", "es"):
+        for language in LANGUAGES:
             doc = {"text": StemIndex(text, language)}
             rules = self.judge.rules(language)
             if any(rule.compiled.closeness(doc) >= MENTION_SHARE for rule in rules):

@@ -10,6 +10,7 @@ import os
 from crawler.extensions.memory_ceiling import default_memory_limit_mb
 from veille.core.config import config_dir
 from veille.core.distributed import RedisKeys
+from veille.core.languages import LANGUAGES, PIVOT
 
 BOT_NAME = "veille"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -94,8 +95,9 @@ ITEM_PIPELINES = {
 
 # The config folder (sources.yaml, topics/): --config DIR or VEILLE_CONFIG, else ./config.
 VEILLE_CONFIG = str(config_dir())
-# Languages kept; others are dropped as language_unsupported.
-VEILLE_LANGUAGES = ["fr", "en", "es"]
+# Languages kept (default: every language of veille/core/languages.py); others are dropped as
+# language_unsupported.
+VEILLE_LANGUAGES = list(LANGUAGES)
 # Pages with fewer words than this are not articles (section fronts, contact pages).
 VEILLE_MIN_WORDS = 80
 # Characters of an article's text (after its title) read to detect its language: the title and
@@ -134,7 +136,7 @@ VEILLE_REJECTED_KEEP = os.environ.get("VEILLE_REJECTED_KEEP", "30d")
 # Translation into the pivot language (see pipelines/translate.py). Off: articles are indexed
 # with translation_status "pending" and `veille translate --pending` translates them later.
 VEILLE_TRANSLATION = os.environ.get("VEILLE_TRANSLATION", "true").lower() not in {"0", "false"}
-VEILLE_PIVOT = os.environ.get("VEILLE_PIVOT", "en")
+VEILLE_PIVOT = os.environ.get("VEILLE_PIVOT", PIVOT)
 VEILLE_TRANSLATE_BATCH = 16
 VEILLE_TRANSLATE_WAIT = 0.5
 VEILLE_TRANSLATE_COMPUTE_TYPE = "int8"

@@ -1,7 +1,7 @@
 """Cluster stage: mark same-language copies and link versions of a story in other languages.
 
 In:  an Article that passed dedupe (exact copies are already dropped there) and translate
-     (so a French or Spanish article carries its pivot-language text).
+     (so an article in another language carries its pivot-language text).
 Out: the same Article with ``minhash`` and ``minhash_pivot`` sketches (LSH band terms stored in
      the index, so later crawls and other workers find it), ``cluster_id`` always, and
      ``duplicate_of`` naming the first-seen article when it is a near-duplicate copy. Nothing

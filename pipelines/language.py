@@ -2,7 +2,8 @@
 
 In:  an Article with ``title`` and ``text``.
 Out: ``language`` (ISO 639-1) and ``language_confidence`` (langdetect's probability, 0..1).
-Drops: ``language_unsupported`` for languages outside ``VEILLE_LANGUAGES`` (default fr, en, es).
+Drops: ``language_unsupported`` for languages outside ``VEILLE_LANGUAGES`` (default: those of
+       veille/core/languages.py).
 
 Crawled articles arrive with ``text_prepared``: their language was detected by the extraction
 step (:func:`crawler.extraction_worker.extract_page`, same function, same sample); the stage
@@ -10,7 +11,7 @@ keeps it and still drops unsupported languages. Other articles are detected here
 
 langdetect is seeded so the same text always gets the same answer; only a bounded prefix of
 the text is read (``VEILLE_LANGUAGE_SAMPLE`` characters, default 600: the title and about a
-hundred words, which langdetect tells apart without error for French, English and Spanish news).
+hundred words, which langdetect tells apart without error for the languages of the news we read).
 
 Speed: langdetect cuts the text into n-grams character by character and multiplies a
 55-language probability vector once per sampled n-gram, all in Python. :class:`VectorDetector`

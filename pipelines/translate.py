@@ -1,4 +1,4 @@
-"""Translate stage: French and Spanish articles get a pivot-language translation, offline.
+"""Translate stage: articles not in the pivot language get a pivot-language translation, offline.
 
 In:  an Article with ``language`` set.
 Out: ``translation[<pivot>] = {"title", "text"}``, ``translation_status`` (``done``,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,13 @@ def test_percolator_index_maps_every_article_field_like_the_articles_index():
     assert differing == [], "copy these fields from index_config/articles.json to alerts.json"
     assert alerts["settings"]["analysis"] == articles["settings"]["analysis"]
     assert alert_fields["query"] == {"type": "percolator"}
+
+
+def test_the_alerts_template_file_holds_only_its_own_fields():
+    """The article fields come from the articles template when loaded, never from a hand copy."""
+    written = json.loads((ROOT / "index_config" / "alerts.json").read_text(encoding="utf-8"))
+    assert set(written["template"]["mappings"]["properties"]) == {"query", "alert"}
+    assert "analysis" not in written["template"]["settings"]
 
 
 def test_shipped_alert_rules_are_valid_against_the_shipped_sources():
@@ -75,7 +83,7 @@ def test_broken_keyword_query_is_rejected_with_rule_name_key_and_line(tmp_path):
         ("query: x\n    frequency: daily\n    timezone: Paris", "timezone", "not a time zone"),
         ("query: NOT x", "query", "only excludes"),
         ("query: x\n    es_query: {match_all: {}}", "query", "exactly one of"),
-        ("query: x\n    languages: [de]", "languages.0", "'fr', 'en' or 'es'"),
+        ("query: x\n    languages: [pt]", "languages.0", "'pt' is not a language of Veille"),
         ("query: x\n    quey: y", "quey", "Extra inputs"),
     ],
 )

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.runner import ROOT, clean_env, run_veille
 from veille.core.config import ConfigError, load_config, parse_duration
+from veille.core.languages import LANGUAGES
 
 
 @pytest.fixture
@@ -22,8 +23,30 @@ def test_shipped_config_is_valid():
     config = load_config(ROOT / "config")
     assert config.sources, "the shipped sources.yaml lists sources"
     topic = next(t for t in config.topics if t.name == "overseas-police-stations")
-    assert set(topic.languages) == {"fr", "en", "es"}
-    assert all(topic.languages[lang].rules for lang in ("fr", "en", "es"))
+    assert set(topic.languages) == set(LANGUAGES), "the shipped topic has rules in every language"
+    assert all(topic.languages[lang].rules for lang in LANGUAGES)
+
+
+def test_a_language_outside_the_registry_names_file_line_and_key(config_copy: Path):
+    path = config_copy / "topics" / "overseas-police-stations.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("\n  it:\n", "\n  pt:\n", 1), encoding="utf-8")
+    line = text.split("\n").index("  it:") + 1
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_copy)
+    error = caught.value
+    assert (error.file, error.line, error.key) == (str(path), line, "languages.pt")
+    assert "'pt' is not a language of Veille: use one of fr, en, es, it, de" in str(error)
+
+    sources = config_copy / "sources.yaml"
+    sources.write_text(
+        sources.read_text(encoding="utf-8").replace("language: it", "language: xx", 1), "utf-8"
+    )
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_copy)
+    assert caught.value.file == str(sources) and caught.value.key.endswith(".language")
+    assert "'xx' is not a language of Veille" in str(caught.value)
 
 
 def test_unknown_key_names_file_key_and_line(config_copy: Path):

@@ -134,6 +134,9 @@ def test_unknown_search_endpoint_is_refused():
         ("en", None, ("en-US", "US", "US:en")),
         ("es", "ES", ("es", "ES", "ES:es")),
         ("es", "MX", ("es-419", "MX", "MX:es-419")),
+        ("it", None, ("it", "IT", "IT:it")),
+        ("de", None, ("de", "DE", "DE:de")),
+        ("de", "AT", ("de-AT", "AT", "AT:de")),
     ],
 )
 def test_google_news_editions(language, country, edition):

@@ -175,7 +175,7 @@ def test_wrapper_links_resolve_to_the_publisher(crawled, sites):
 def test_gdelt_is_asked_per_language_with_the_topic_terms(crawled):
     asked = _queries(crawled, "/api/v2/doc/doc")
     languages = {q["query"].rsplit("sourcelang:", 1)[1] for q in asked}
-    assert languages == {"english", "french", "spanish"}
+    assert languages == {"english", "french", "spanish", "italian", "german"}
     for query in asked:
         assert query["mode"] == "ArtList" and query["format"] == "json"
         assert query["timespan"] == "6h"

@@ -291,15 +291,20 @@ class socket_nobody_listens:
 def test_crawl_over_its_memory_ceiling_stops_cleanly_keeps_its_articles_and_is_failed_memory(
     sites, tmp_path, es_url, index_prefix, es
 ):
-    from tests.support.reliability import SLOW_CRAWL
-
     prefix = f"{index_prefix}-memory"
     write_config(tmp_path / "config", sites, ["le-veilleur"])
     env = _env(tmp_path, es_url, prefix)
     # A ceiling every crawl process is over, first looked at five seconds after the crawl began
     # (one request a second): articles are on their way through the pipeline by then.
     ceiling = ["--set", "VEILLE_MEMORY_LIMIT_MB=1", "--set", "VEILLE_MEMORY_CHECK_INTERVAL=5"]
-    done = run_veille("run-now", "le-veilleur", "--json", *SLOW_CRAWL, *ceiling, env=env)
+    one_a_second = [
+        "--set", "DOWNLOAD_DELAY=1",
+        "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=1",
+        "--set", "VEILLE_BULK_SIZE=1",
+    ]  # fmt: skip
+    done = run_veille(
+        "run-now", "le-veilleur", "--json", *FAST_CRAWL, *one_a_second, *ceiling, env=env
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     run = json.loads(done.stdout)
     assert (run["status"], run["reason"], run["finish_reason"]) == ("failed", "memory", "memory")

@@ -42,7 +42,9 @@ from veille.core.es import IndexNames, setup_indices
 from veille.core.verdicts import ArticleRef, Verdict, record_verdict
 
 ANALYST = "analyst@example.org"
+# The rules that keep the Lyon and Bogotá articles (each under the first); the edit removes all.
 NARROWED = ("fr/family-at-home", "es/dissidents-abroad")
+REMOVED = (*NARROWED, "fr/home-authorities")
 
 
 def _fits(text: str) -> bool:
@@ -69,7 +71,7 @@ def test_rescore_promotes_a_rejected_article_once_and_alerts_on_it_once(
     models = [build_tiny_model(tmp_path / "argos-build", language) for language in ("fr", "es")]
     with FixtureSites(tmp_path / "sites") as served, SmtpServer() as smtp:
         bases = {outlet: served.base_url(outlet) for outlet in served.outlets}
-        config = write_topic_config(tmp_path / "config", relevance_sources(bases), NARROWED)
+        config = write_topic_config(tmp_path / "config", relevance_sources(bases), REMOVED)
         _alert_rule(config, "Lyon OR Bogotá")
         env = clean_env(
             VEILLE_ES_URL=es_url, VEILLE_INDEX_PREFIX=index_prefix,
@@ -104,7 +106,7 @@ def test_rescore_promotes_a_rejected_article_once_and_alerts_on_it_once(
         assert sent.returncode == 0, sent.stderr
         assert not smtp.messages
 
-        # The edit: the shipped topic again, with its two rules back.
+        # The edit: the shipped topic again, with its rules back.
         write_topic_config(config, relevance_sources(bases))
         preview = run_veille("topics", "eval", "--index", "--json", env=env)
         assert preview.returncode == 0, preview.stderr

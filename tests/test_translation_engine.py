@@ -281,10 +281,27 @@ def test_broken_model_gives_a_failure_with_a_reason(packages_dir: Path) -> None:
             "« C'est grave. » Il a ajouté : « Pourquoi\u00a0? » Voir l'art. 5 du code.",
             ["« C'est grave. »", "Il a ajouté : « Pourquoi\u00a0? »", "Voir l'art. 5 du code."],
         ),
+        (
+            "Il sig. Rossi e il dott. Bianchi sono a Prato. La questura tace. "
+            "Vedi art. 3 del testo.",
+            [
+                "Il sig. Rossi e il dott. Bianchi sono a Prato.",
+                "La questura tace.",
+                "Vedi art. 3 del testo.",
+            ],
+        ),
+        (
+            "Am 3. Oktober schloss sie. Dr. Weber bzw. Prof. Lang, z. B. in Berlin. "
+            "Es waren 3. Dann nicht.",
+            [
+                "Am 3. Oktober schloss sie.",
+                "Dr. Weber bzw. Prof. Lang, z. B. in Berlin.",
+                "Es waren 3.",
+                "Dann nicht.",
+            ],
+        ),
         ("   ", []),
     ],
 )
-def test_sentences_are_split_offline_for_french_english_and_spanish(
-    text: str, sentences: list[str]
-) -> None:
+def test_sentences_are_split_offline_in_every_language(text: str, sentences: list[str]) -> None:
     assert split_sentences(text) == sentences

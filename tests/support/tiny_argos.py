@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from veille.core.languages import language_of
+
 if TYPE_CHECKING:
     import pytest
 
@@ -70,7 +72,6 @@ CLOCK_PERIOD = 8.0
 EOS_CLOCK_WEIGHT = 4.0
 EOS_BIAS = -4.0
 
-LANGUAGE_NAMES = {"fr": "French", "en": "English", "es": "Spanish"}
 
 # A few dozen lines about the first topic Veille ships with, in its three languages: enough
 # for SentencePiece to learn pieces for the words our tests and benchmarks use.
@@ -130,9 +131,9 @@ def build_tiny_model(dest_dir: Path, from_code: str = "fr", to_code: str = "en")
         "package_version": "1.0",
         "argos_version": "1.9",
         "from_code": from_code,
-        "from_name": LANGUAGE_NAMES.get(from_code, from_code),
+        "from_name": language_of(from_code).name,
         "to_code": to_code,
-        "to_name": LANGUAGE_NAMES.get(to_code, to_code),
+        "to_name": language_of(to_code).name,
         "type": "translate",
         "links": [],
         "veille_build_key": key,

@@ -39,6 +39,7 @@ from veille.cli.topics import app as topics_app
 from veille.cli.verdicts import app as verdict_app
 from veille.cli.worker import app as worker_app
 from veille.core.config import ConfigError
+from veille.core.languages import LANGUAGES, PIVOT
 
 app = typer.Typer(
     help="Veille: multilingual news monitoring (crawl, translate, index, alert).",
@@ -254,7 +255,7 @@ def models_list() -> None:
 
     models = installed_models()
     if not models:
-        err.print("no translation model installed: `veille models install fr es` (online) or "
+        err.print("no translation model installed: `veille models install --all` (online) or "
                   "`veille models install --file PATH.argosmodel`")  # fmt: skip
         return
     table = Table(title="installed translation models")
@@ -270,16 +271,24 @@ def models_install(
     languages: Annotated[
         list[str] | None, typer.Argument(help="Source languages, e.g. fr es (online).")
     ] = None,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every language of veille/core/languages.py but the pivot (online)."
+        ),
+    ] = False,
     file: Annotated[
         list[Path] | None, typer.Option("--file", help="An .argosmodel file (offline).")
     ] = None,
-    pivot: Annotated[str, typer.Option(help="Target language.")] = "en",
+    pivot: Annotated[str, typer.Option(help="Target language.")] = PIVOT,
 ) -> None:
     """Install models from the Argos package index (online) or from .argosmodel files."""
     from veille.core.translation import ModelInstallError, install_model_file, install_models
 
+    if every:
+        languages = [*(languages or []), *(code for code in LANGUAGES if code != pivot)]
     if not languages and not file:
-        fail("name languages (veille models install fr es) or pass --file PATH.argosmodel", 2)
+        fail("name languages (veille models install fr es), say --all, or pass --file PATH", 2)
     try:
         for path in file or []:
             model = install_model_file(path)

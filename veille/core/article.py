@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from veille.core.languages import LANGUAGES
+
 TRANSLATION_STATUSES = ("done", "pending", "not_needed", "failed")
 
 
@@ -100,7 +102,7 @@ class Article:
         for key in _DATE_FIELDS:
             if doc[key] is not None:
                 doc[key] = doc[key].isoformat()
-        if self.language in ("fr", "en", "es"):
+        if self.language in LANGUAGES:
             doc[f"title_{self.language}"] = self.title
             doc[f"text_{self.language}"] = self.text
         return {key: value for key, value in doc.items() if value is not None}

@@ -50,6 +50,7 @@ from typing import Any, Literal
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
+from veille.core import languages
 from veille.core.article import Article, utcnow
 from veille.core.es import delete_matching
 from veille.core.minhash import (
@@ -83,7 +84,7 @@ class ClusterSettings:
     duplicate_threshold: float = 0.6
     cross_language_threshold: float = 0.18
     window: timedelta = timedelta(days=3)
-    pivot: str = "en"
+    pivot: str = languages.PIVOT
     candidates: int = 10
     recent: int = 1000
 

@@ -32,9 +32,9 @@ from pydantic import (
     model_validator,
 )
 
+from veille.core.languages import check_code
 from veille.core.query import Node, QuerySyntaxError, parse, problems
 
-MONITORED_LANGUAGES = ("fr", "en", "es")
 SOURCE_TYPES = ("feed", "sitemap", "search")
 
 
@@ -77,6 +77,8 @@ def _check_duration(value: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_check_duration)]
+# A language of veille/core/languages.py, as a value or a mapping key; others are refused by name.
+LanguageCode = Annotated[str, AfterValidator(check_code)]
 
 
 class StrictModel(BaseModel):
@@ -105,7 +107,7 @@ class Source(StrictModel):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=80)]
     type: Literal["feed", "sitemap", "search"] = "feed"
     urls: Annotated[list[HttpUrl], Field(min_length=1)]
-    language: Literal["fr", "en", "es"] | None = None
+    language: LanguageCode | None = None
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
     schedule: Schedule = Schedule(every="1h")
     topics: list[str] | None = None
@@ -197,7 +199,7 @@ class Glossary(StrictModel):
     """Names kept verbatim through translation, and fixed translations per source language."""
 
     keep: list[str] = []
-    translate: dict[Literal["fr", "en", "es"], dict[str, str]] = {}
+    translate: dict[LanguageCode, dict[str, str]] = {}
 
 
 ACTION_NAMES = (
@@ -223,7 +225,7 @@ class Authority(StrictModel):
     name: Annotated[str, Field(min_length=1)]
     country: CountryCode | None = None
     kind: RuleName | None = None
-    names: dict[Literal["fr", "en", "es"], list[Annotated[str, Field(min_length=1)]]] = {}
+    names: dict[LanguageCode, list[Annotated[str, Field(min_length=1)]]] = {}
 
     def query(self, language: str) -> str:
         """Its names in ``language`` as one query: any of the phrases."""
@@ -248,7 +250,7 @@ class Events(StrictModel):
 
     origin: CountryCode | None = None
     actions: list[Action] = list(ACTION_NAMES)
-    languages: dict[Literal["fr", "en", "es"], EventLanguage] = {}
+    languages: dict[LanguageCode, EventLanguage] = {}
     authorities: list[Authority] = []
 
 
@@ -262,7 +264,7 @@ class Topic(StrictModel):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     title: str
     any_language: dict[RuleName, Rule] = {}
-    languages: dict[Literal["fr", "en", "es"], LanguageRules]
+    languages: dict[LanguageCode, LanguageRules]
     glossary: Glossary = Glossary()
     events: Events | None = None
 
@@ -357,12 +359,14 @@ def _checked(text: str, groups: dict[str, Node], language: str, where: str, what
 def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """Line (1-based) of the YAML node at a pydantic error location, or the nearest parent."""
     line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
+    for number, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == part), None)
-            if child is None:
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
                 break
-            node = child
+            if loc[number + 1 : number + 2] == ("[key]",):  # the key itself is wrong
+                return pair[0].start_mark.line + 1
+            node = pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 break
@@ -374,7 +378,7 @@ def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 
 def _key(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+    return ".".join(str(part) for part in loc if part != "[key]") or "(top level)"
 
 
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
@@ -409,7 +413,6 @@ _HINTS = {
 }
 _FIELD_HINTS = {
     "country": "use the two-letter ISO 3166 code in capitals, e.g. FR",
-    "language": "use fr, en or es",
     "type": "use feed, sitemap or search",
 }
 

@@ -21,6 +21,7 @@ import orjson
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
 from elasticsearch.serializer import JsonSerializer, NdjsonSerializer
 
+from veille.core import languages
 from veille.core.config import Environment
 from veille.core.outages import quiet_client_logs
 
@@ -118,20 +119,64 @@ def make_client(env: Environment | None = None, **options: Any) -> Elasticsearch
 
 
 def load_template(name: str, prefix: str) -> dict[str, Any]:
-    """An index template body from ``index_config/<name>.json`` with ``{prefix}`` filled in."""
+    """An index template body from ``index_config/<name>.json`` with ``{prefix}`` filled in.
+
+    The per-language parts of the articles template (analyzers, ``title_<code>``/``text_<code>``,
+    ``translation.<code>``, the default query fields) come from veille/core/languages.py; the alerts
+    template gets the articles' analysis and fields (a percolator parses each rule with the
+    mapping of the documents it will see), so neither is written twice.
+    """
     text = (INDEX_CONFIG / f"{name}.json").read_text(encoding="utf-8")
-    return json.loads(text.replace("{prefix}", prefix))
+    body = json.loads(text.replace("{prefix}", prefix))
+    template = body["template"]
+    if name == "articles":
+        settings = template["settings"]
+        settings["analysis"] = {**settings["analysis"], **languages.analysis_settings()}
+        settings["query"]["default_field"] += languages.analysed_fields()
+        template["mappings"]["properties"].update(languages.mapping_properties())
+    elif name == "alerts":
+        articles = load_template("articles", prefix)["template"]
+        template["settings"]["analysis"] = articles["settings"]["analysis"]
+        own = template["mappings"]["properties"]
+        template["mappings"]["properties"] = {**articles["mappings"]["properties"], **own}
+    return body
 
 
 class MappingConflict(RuntimeError):
     """An existing index whose mapping the current templates cannot update in place."""
 
 
+def _add_missing_analysis(client: Elasticsearch, alias: str, template: dict[str, Any]) -> None:
+    """Define on the alias's indices the analyzers and filters the template has and they lack
+    (a language added to veille/core/languages.py), so that its fields can be mapped. Elasticsearch
+    takes new analyzers only on a closed index: each such index is closed for a moment."""
+    wanted = template["template"]["settings"].get("analysis", {})
+    found = client.indices.get_settings(index=alias, name="index.analysis*")
+    for index, body in found.items():
+        have = body["settings"].get("index", {}).get("analysis", {})
+        missing = {
+            section: {
+                name: spec for name, spec in specs.items() if name not in have.get(section, {})
+            }
+            for section, specs in wanted.items()
+        }
+        missing = {section: specs for section, specs in missing.items() if specs}
+        if not missing:
+            continue
+        client.indices.close(index=index)
+        try:
+            client.indices.put_settings(index=index, settings={"analysis": missing})
+        finally:
+            client.indices.open(index=index, wait_for_active_shards="1")
+
+
 def _ensure_alias(client: Elasticsearch, alias: str, template: dict[str, Any]) -> str:
-    """Create ``<alias>-000001`` behind the alias, or push the mapping to the existing indices."""
+    """Create ``<alias>-000001`` behind the alias, or push the analysis and mapping to the
+    existing indices."""
     if client.indices.exists_alias(name=alias):
         mappings = template["template"]["mappings"]
         try:
+            _add_missing_analysis(client, alias, template)
             client.indices.put_mapping(index=alias, properties=mappings["properties"])
         except BadRequestError as exc:
             cause = exc.body.get("error", {}).get("reason", str(exc)) if exc.body else str(exc)

@@ -1,19 +1,25 @@
-"""The monitored languages' analysis facts, in one table shared by Python and Elasticsearch.
+"""The language registry: the only place that knows a language Veille reads.
 
-In:  a language code (``fr``, ``en``, ``es``).
-Out: its :class:`Language` entry: Snowball stemmer, stop words, elided articles, the analyzer
-     and field names; :func:`analysis_settings`, the same chain written for Elasticsearch.
+In:  a language code (``fr``, ``en``, ``es``, ``it``, ``de``).
+Out: its :class:`Language` entry — name, analysis chain (Snowball stemmer, stop words, elided
+     articles), Google News edition, sentence-splitting words, translation pair to the pivot,
+     analyzer and field names — and what is built from the table: :func:`analysis_settings`,
+     :func:`mapping_properties` and :func:`analysed_fields` (the index templates, veille/core/es.py;
+     search fields, veille/core/search.py), :func:`check_code` (config validation),
+     :func:`abbreviations` (veille/core/translation.py); :data:`PIVOT`, the language the others are
+     translated into (each needs an Argos model ``<code>→PIVOT``).
 
 Every language is analysed by one chain, in Python (veille/core/textmatch.py) and in the index
-(``veille_<code>`` analyzers of index_config/articles.json, which a test holds equal to
-:func:`analysis_settings`): the standard tokenizer (Unicode word boundaries), lower case, the
-elided articles (French ``l'``, ``qu'``…), the stop words (removed, their position kept, so
-"poste de police" still spans three positions), the Snowball stemmer, then ASCII folding. The
-stemmers read accents ("investigación" and "investigaciones" both become "investig"), so folding
-comes after them; it still makes "Pekín" and "Pekin" the same word.
+(the ``veille_<code>`` analyzers :func:`analysis_settings` writes into the articles template):
+the standard tokenizer (Unicode word boundaries), lower case, the elided articles (French ``l'``,
+``qu'``…, Italian ``dell'``…), the stop words (removed, their position kept, so "poste de police"
+still spans three positions), the Snowball stemmer, then ASCII folding. The stemmers read accents
+("investigación" and "investigaciones" both become "investig"), so folding comes after them; it
+still makes "Pekín" and "Pekin" the same word.
 
-The stop lists are Lucene's, the ones Elasticsearch names ``_french_``, ``_english_`` and
-``_spanish_``: the index names them, Python holds their words.
+The stop lists are Lucene's (``snowball/<name>_stop.txt`` in lucene-analysis-common), the ones
+Elasticsearch names ``_french_``, ``_italian_``…: the index names them, Python holds their words.
+Adding a language: one entry below, then the topic rules and labelled articles (README: Languages).
 """
 
 from __future__ import annotations
@@ -24,11 +30,26 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Language:
-    code: str
+    """Everything Veille knows about one language; the rest of the code asks this entry."""
+
+    code: str  # ISO 639-1, as langdetect, the index fields and the config files write it
+    name: str  # in English: GDELT's ``sourcelang``, Argos's and jusText's names, messages
     snowball: str  # the Snowball algorithm, as Lucene names it (Python's is in lower case)
     stopwords_name: str  # Elasticsearch's name for the stop list below
     stopwords: frozenset[str]
     elision: tuple[str, ...] = ()  # articles dropped before an apostrophe: l'État → État
+    # Google News's edition when neither the search URL nor the source names a country; the
+    # ``hl`` it serves the language under outside that country (Spanish: ``es-419``); whether
+    # its ``hl`` always names the region, even at home (English: ``en-US``).
+    google_country: str = "US"
+    google_hl_abroad: str | None = None
+    google_hl_regional: bool = False
+    # Sentence splitting (veille/core/translation.py): words written with a period that does not end
+    # the sentence, in lower case ("mme", "dott"); those only before a number ("art. 3"); words
+    # after a number with a period that make it an ordinal ("am 3. Oktober").
+    abbreviations: frozenset[str] = frozenset()
+    number_abbreviations: frozenset[str] = frozenset()
+    after_ordinal: frozenset[str] = frozenset()
 
     @property
     def analyzer(self) -> str:
@@ -38,6 +59,11 @@ class Language:
     def fields(self) -> tuple[str, str]:
         """The article fields analysed in this language: ``title_<code>``, ``text_<code>``."""
         return f"title_{self.code}", f"text_{self.code}"
+
+    @property
+    def gdelt(self) -> str:
+        """GDELT's ``sourcelang`` value: the English name in lower case (``french``)."""
+        return self.name.lower()
 
 
 _FRENCH_STOP = """
@@ -81,16 +107,127 @@ tuvieras tuviéramos tuvierais tuvieran tuviese tuvieses tuviésemos tuvieseis t
 tenido tenida tenidos tenidas tened
 """
 
+_ITALIAN_STOP = """
+ad al allo ai agli all agl alla alle con col coi da dal dallo dai dagli dall dagl dalla dalle di
+del dello dei degli dell degl della delle in nel nello nei negli nell negl nella nelle su sul sullo
+sui sugli sull sugl sulla sulle per tra contro io tu lui lei noi voi loro mio mia miei mie tuo tua
+tuoi tue suo sua suoi sue nostro nostra nostri nostre vostro vostra vostri vostre mi ti ci vi lo la
+li le gli ne il un uno una ma ed se perché anche come dov dove che chi cui non più quale quanto
+quanti quanta quante quello quelli quella quelle questo questi questa queste si tutto tutti a c e i
+l o ho hai ha abbiamo avete hanno abbia abbiate abbiano avrò avrai avrà avremo avrete avranno avrei
+avresti avrebbe avremmo avreste avrebbero avevo avevi aveva avevamo avevate avevano ebbi avesti
+ebbe avemmo aveste ebbero avessi avesse avessimo avessero avendo avuto avuta avuti avute sono sei è
+siamo siete sia siate siano sarò sarai sarà saremo sarete saranno sarei saresti sarebbe saremmo
+sareste sarebbero ero eri era eravamo eravate erano fui fosti fu fummo foste furono fossi fosse
+fossimo fossero essendo faccio fai facciamo fanno faccia facciate facciano farò farai farà faremo
+farete faranno farei faresti farebbe faremmo fareste farebbero facevo facevi faceva facevamo
+facevate facevano feci facesti fece facemmo faceste fecero facessi facesse facessimo facessero
+facendo sto stai sta stiamo stanno stia stiate stiano starò starai starà staremo starete staranno
+starei staresti starebbe staremmo stareste starebbero stavo stavi stava stavamo stavate stavano
+stetti stesti stette stemmo steste stettero stessi stesse stessimo stessero stando
+"""
+
+_GERMAN_STOP = """
+aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes
+anderm andern anderr anders auch auf aus bei bin bis bist da damit dann der den des dem die das daß
+derselbe derselben denselben desselben demselben dieselbe dieselben dasselbe dazu dein deine deinem
+deinen deiner deines denn derer dessen dich dir du dies diese diesem diesen dieser dieses doch dort
+durch ein eine einem einen einer eines einig einige einigem einigen einiger einiges einmal er ihn
+ihm es etwas euer eure eurem euren eurer eures für gegen gewesen hab habe haben hat hatte hatten
+hier hin hinter ich mich mir ihr ihre ihrem ihren ihrer ihres euch im in indem ins ist jede jedem
+jeden jeder jedes jene jenem jenen jener jenes jetzt kann kein keine keinem keinen keiner keines
+können könnte machen man manche manchem manchen mancher manches mein meine meinem meinen meiner
+meines mit muss musste nach nicht nichts noch nun nur ob oder ohne sehr sein seine seinem seinen
+seiner seines selbst sich sie ihnen sind so solche solchem solchen solcher solches soll sollte
+sondern sonst über um und uns unse unsem unsen unser unses unter viel vom von vor während war waren
+warst was weg weil weiter welche welchem welchen welcher welches wenn werde werden wie wieder will
+wir wird wirst wo wollen wollte würde würden zu zum zur zwar zwischen
+"""
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _articles(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# The language every article is translated into, and searched in across languages: every other
+# entry needs an Argos model <code>→PIVOT (`veille models install --all` installs them).
+PIVOT = "en"
+
 LANGUAGES: dict[str, Language] = {
     "fr": Language(
         "fr",
         "French",
+        "French",
         "_french_",
-        frozenset(_FRENCH_STOP.split()),
-        ("l", "m", "t", "qu", "n", "s", "j", "d", "c", "jusqu", "quoiqu", "lorsqu", "puisqu"),
+        _words(_FRENCH_STOP),
+        _articles("l m t qu n s j d c jusqu quoiqu lorsqu puisqu"),
+        google_country="FR",
+        abbreviations=_words(
+            "mm mme mmes mlle mlles dr dre pr prof mgr mons gén sgt lt col st ste p ex cf env"
+        ),
+        number_abbreviations=_words("n art vol chap fig tél"),
     ),
-    "en": Language("en", "English", "_english_", frozenset(_ENGLISH_STOP.split())),
-    "es": Language("es", "Spanish", "_spanish_", frozenset(_SPANISH_STOP.split())),
+    "en": Language(
+        "en",
+        "English",
+        "English",
+        "_english_",
+        _words(_ENGLISH_STOP),
+        google_country="US",
+        google_hl_regional=True,
+        abbreviations=_words(
+            "mr mrs ms messrs dr prof gen gov sen rep hon jr st capt lt col sgt inc ltd corp co "
+            "jan feb aug oct nov dec approx vs cf p pp"
+        ),
+        number_abbreviations=_words("no vol fig art"),
+    ),
+    "es": Language(
+        "es",
+        "Spanish",
+        "Spanish",
+        "_spanish_",
+        _words(_SPANISH_STOP),
+        google_country="ES",
+        google_hl_abroad="es-419",
+        abbreviations=_words(
+            "sr sra srta sres sras dña ud uds vd vds lic ing arq cía ee dr dra gral prof aprox p pp"
+        ),
+        number_abbreviations=_words("nº núm num art cap pág págs tel"),
+    ),
+    "it": Language(
+        "it",
+        "Italian",
+        "Italian",
+        "_italian_",
+        _words(_ITALIAN_STOP),
+        # Lucene's Italian articles, and the demonstratives that elide as often ("quest'anno").
+        _articles(
+            "c l all dall dell nell sull coll pell gl agl dagl degl negl sugl un m t s v d quest "
+            "quell"
+        ),
+        google_country="IT",
+        abbreviations=_words("sig sigg dott dr prof avv ing arch on sen geom rag ecc"),
+        number_abbreviations=_words("n pag pagg art"),
+    ),
+    "de": Language(
+        "de",
+        "German",
+        "German",
+        "_german_",
+        _words(_GERMAN_STOP),
+        google_country="DE",
+        abbreviations=_words("hr fr dr prof bzw vgl ca evtl ggf sog inkl z b str st"),
+        number_abbreviations=_words("nr abs art bd"),
+        # German writes ordinals with a period: "am 3. Oktober", "im 20. Jahrhundert".
+        after_ordinal=_words(
+            "januar jänner februar märz april mai juni juli august september oktober november "
+            "dezember jahrhundert jahrestag"
+        ),
+    ),
 }
 # Articles in a language without an entry (VEILLE_LANGUAGES widened) are analysed as English.
 FALLBACK = "en"
@@ -116,3 +253,49 @@ def analysis_settings() -> dict[str, Any]:
         chain += [f"{name}_stop", f"{name}_snowball", "asciifolding"]
         analyzers[name] = {"type": "custom", "tokenizer": "standard", "filter": chain}
     return {"filter": filters, "analyzer": analyzers}
+
+
+def check_code(code: str) -> str:
+    """``code`` when the registry has it, else a ValueError naming the known ones (config
+    validation turns it into an error naming the file, line and key)."""
+    if code not in LANGUAGES:
+        raise ValueError(
+            f"{code!r} is not a language of Veille: use one of {', '.join(LANGUAGES)} "
+            "(or add it to veille/core/languages.py)"
+        )
+    return code
+
+
+def abbreviations() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Every language's sentence-splitting words, merged: ``(abbreviations, number
+    abbreviations, words after an ordinal)``; a paragraph is split before its language is used."""
+    entries = LANGUAGES.values()
+    return (
+        frozenset().union(*(language.abbreviations for language in entries)),
+        frozenset().union(*(language.number_abbreviations for language in entries)),
+        frozenset().union(*(language.after_ordinal for language in entries)),
+    )
+
+
+def analysed_fields() -> list[str]:
+    """Every per-language field a query reads: ``title_<code>``, ``text_<code>`` and the
+    translations ``translation.<code>.title``/``.text``, in table order."""
+    fields = [name for language in LANGUAGES.values() for name in language.fields]
+    return fields + [
+        f"translation.{code}.{part}" for code in LANGUAGES for part in ("title", "text")
+    ]
+
+
+def mapping_properties() -> dict[str, Any]:
+    """The articles mapping's per-language properties: ``title_<code>``/``text_<code>`` and
+    ``translation.<code>.{title,text}``, each analysed with the language's analyzer."""
+    properties: dict[str, Any] = {}
+    translations: dict[str, Any] = {}
+    for code, language in LANGUAGES.items():
+        analysed = {"type": "text", "analyzer": language.analyzer}
+        title, text = language.fields
+        properties[title] = dict(analysed)
+        properties[text] = dict(analysed)
+        translations[code] = {"properties": {"title": dict(analysed), "text": dict(analysed)}}
+    properties["translation"] = {"properties": translations}
+    return properties

@@ -19,7 +19,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from veille.core.config import parse_duration
-from veille.core.languages import LANGUAGES
+from veille.core.languages import LANGUAGES, PIVOT
 from veille.core.query import to_elasticsearch
 
 # Field → boost. Intervals queries take no wildcard field names: the translations are listed.
@@ -32,7 +32,7 @@ SEARCH_FIELDS: dict[str, float] = {
     **{f"text_{code}": 1 for code in LANGUAGES},
     **{f"translation.{code}.text": 1 for code in LANGUAGES},
 }
-HIGHLIGHT_FIELDS = ["text_fr", "text_en", "text_es", "translation.*.text", "text"]
+HIGHLIGHT_FIELDS = [*(f"text_{code}" for code in LANGUAGES), "translation.*.text", "text"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def search(
     since: datetime | None = None,
     source: str | None = None,
     limit: int = 20,
-    pivot: str = "en",
+    pivot: str = PIVOT,
     collapse: bool = False,
     with_text: bool = False,
 ) -> list[Hit]:
@@ -130,7 +130,7 @@ def search(
     return hits
 
 
-def to_hit(hit: dict[str, Any], snippet: str, pivot: str = "en", with_text: bool = False) -> Hit:
+def to_hit(hit: dict[str, Any], snippet: str, pivot: str = PIVOT, with_text: bool = False) -> Hit:
     """A :class:`Hit` from an Elasticsearch hit on the articles index."""
     doc = hit["_source"]
     story = hit.get("inner_hits", {}).get("story", {}).get("hits", {}).get("total", {})

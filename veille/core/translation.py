@@ -10,9 +10,10 @@ In: documents ``(language, title, text)``. Out, one per document, in order:
 
 Nothing is downloaded at translation time. argostranslate's high-level ``translate()`` splits
 sentences with MiniSBD, which fetches an ONNX model on first use, so it is never called here.
-Sentences are split by :func:`split_sentences`, a regex splitter for French, English and
-Spanish written for this module, and only the installed package's own pieces are used: its
-tokenizer (``pkg.tokenizer``, SentencePiece or BPE) and its CTranslate2 model directory.
+Sentences are split by :func:`split_sentences`, a regex splitter written for this module with
+each language's abbreviations from veille/core/languages.py, and only the installed package's own
+pieces are used: its tokenizer (``pkg.tokenizer``, SentencePiece or BPE) and its CTranslate2
+model directory.
 
 How a call works: every title and text is cut into paragraphs (line breaks are kept), then
 sentences, then glossary segments (:class:`Glossary`); the pieces to translate are looked up in
@@ -39,6 +40,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from veille.core.languages import PIVOT, abbreviations
+
 logger = logging.getLogger(__name__)
 
 # argostranslate's own value: a small bonus for longer hypotheses in beam search.
@@ -61,7 +64,7 @@ class TranslationSettings:
     - ``device``: ``cpu`` or ``cuda``.
     """
 
-    pivot: str = "en"
+    pivot: str = PIVOT
     compute_type: str = "int8"
     beam_size: int = 2
     inter_threads: int = 1
@@ -190,34 +193,26 @@ class ModelInstallError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Sentences
 
-# Words that end with a period without ending the sentence (compared in lowercase). Single
-# capital letters (initials, "M." for Monsieur, "U.S.") are handled separately.
-# fmt: off
-_ABBREVIATIONS = frozenset({
-    "mm", "mme", "mmes", "mlle", "mlles", "dr", "dre", "dra", "pr", "prof", "mgr", "mons",
-    "gén", "gen", "gral", "sgt", "lt", "capt", "col", "mr", "mrs", "ms", "messrs", "st", "ste",
-    "jr", "hon", "gov", "sen", "rep", "sr", "sra", "srta", "sres", "sras", "dña", "ud", "uds",
-    "vd", "vds", "lic", "ing", "arq", "cía", "ee", "p", "pp", "ex", "cf", "vs", "approx",
-    "aprox", "env", "inc", "ltd", "corp", "co", "jan", "feb", "aug", "oct", "nov", "dec",
-})
-# Words that end with a period before a number: "n. 5", "art. 3", "p. 12", "vol. 2".
-_NUMBER_ABBREVIATIONS = frozenset({
-    "n", "no", "nº", "núm", "num", "art", "vol", "chap", "cap", "fig", "tél", "tel", "pág", "págs",
-})
-# fmt: on
+# Words that end with a period without ending the sentence, before a number only, and words
+# that make the number before them an ordinal: every language's, merged (veille/core/languages.py).
+# Single capital letters (initials, "M." for Monsieur, "U.S.") are handled separately.
+_ABBREVIATIONS, _NUMBER_ABBREVIATIONS, _AFTER_ORDINAL = abbreviations()
 _SENTENCE_END = re.compile(r"[.!?…]+(?:[\s\u00a0\u202f]*[»”\"’)\]])*(?=\s)")
 _WORD_BEFORE = re.compile(r"[^\W\d_]+$")
+_NUMBER_BEFORE = re.compile(r"(?<![\w.])\d{1,2}$")
+_WORD_AFTER = re.compile(r"[^\W\d_]+")
 _OPENING = "«“\"‘'([¿¡—–-"
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split one paragraph into sentences, offline, for French, English and Spanish.
+    """Split one paragraph into sentences, offline, for every language of veille/core/languages.py.
 
     A sentence ends at ``.``, ``!``, ``?`` or ``…`` (with any closing quote or bracket after
     it) when whitespace and a capital, a digit, an opening quote or ``¿``/``¡`` follow; not after
-    abbreviations such as "M.", "Mme", "Mr.", "Dr.", "Sr.", "Sra.", "p. ex.", "EE. UU.", nor
-    after initials. French spacing before ``?``/``!``/``»`` is allowed. Returns the stripped
-    sentences; an empty or blank text gives an empty list.
+    abbreviations such as "M.", "Mme", "Mr.", "Dr.", "Sr.", "Sra.", "p. ex.", "EE. UU.",
+    "Dott.", "bzw.", nor after initials, nor in an ordinal such as "am 3. Oktober". French
+    spacing before ``?``/``!``/``»`` is allowed. Returns the stripped sentences; an empty or
+    blank text gives an empty list.
     """
     sentences: list[str] = []
     start = 0
@@ -243,7 +238,9 @@ def _is_abbreviation(text: str, match: re.Match[str], following: str) -> bool:
         return False
     word = _WORD_BEFORE.search(text, 0, match.start())
     if word is None:
-        return False
+        after = _WORD_AFTER.match(following)
+        number = _NUMBER_BEFORE.search(text, 0, match.start())
+        return bool(number and after and after.group().lower() in _AFTER_ORDINAL)
     word_text = word.group()
     lowered = word_text.lower()
     if len(word_text) == 1 and word_text.isupper():
@@ -416,7 +413,7 @@ def install_model_file(path: Path | str) -> InstalledModel:
 
 def install_models(
     codes: Iterable[str],
-    pivot: str = "en",
+    pivot: str = PIVOT,
     progress_callback: Callable[[str], None] | None = None,
 ) -> list[InstalledModel]:
     """Download ``code → pivot`` models from the Argos index and install them (needs network).

@@ -30,6 +30,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from veille.core.config import ConfigError, Environment, env_secret
 from veille.core.es import INDEX_CONFIG, load_template
+from veille.core.languages import PIVOT
 
 SAVED_OBJECTS = INDEX_CONFIG / "kibana"
 IMPORT_PATH = "/api/saved_objects/_import?overwrite=true"
@@ -92,10 +93,12 @@ def saved_object_files() -> list[Path]:
 
 
 def load_saved_objects(prefix: str) -> list[dict[str, Any]]:
-    """Every saved object in ``index_config/kibana/``, with the index prefix filled in."""
+    """Every saved object in ``index_config/kibana/``, with the index prefix and the pivot
+    language (``{pivot}``, veille/core/languages.py) filled in."""
     objects = []
     for path in saved_object_files():
         text = path.read_text(encoding="utf-8").replace("{prefix}", prefix)
+        text = text.replace("{pivot}", PIVOT)
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
